@@ -1,0 +1,4 @@
+"""`python -m recolor ...` (and `torchrun -m recolor train ...`)."""
+from .cli import app
+
+app()

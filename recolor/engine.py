@@ -1,0 +1,171 @@
+"""The inference engine every command shares: image in, colour image out, luminance untouched.
+
+    image -> L (CIE Lab, full resolution) -> resize a copy to the render size -> generator -> a/b
+          -> upsample a/b to full size -> merge with the ORIGINAL L -> RGB
+
+Only chroma comes from the network, so the output keeps the input's size, detail and luminance
+(DeOldify's "render factor" idea: the network sees a small copy; the eye barely sees low-res chroma).
+The engine never touches files; `files.py` and `video.py` feed it arrays.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import color
+
+log = logging.getLogger("recolor")
+DEFAULT_RENDER_FACTOR = 35
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    model: str = "default"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 autocast on GPU) | fp32 | fp16 | bf16
+    batch_size: int = 4
+
+
+def pick_device(name: str = "auto"):
+    """auto: cuda > mps > cpu. An explicit device that is not there is an error, not a silent fallback."""
+    import torch
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is available here (try --device cpu)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: Apple MPS is not available here (try --device cpu)")
+    if device.type == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)  # all cores, not just the physical ones torch guesses
+    return device
+
+
+def autocast_dtype(device, precision: str):
+    """The autocast dtype for a device and precision choice, or None for plain fp32."""
+    import torch
+    if precision == "fp32" or (precision == "auto" and device.type == "cpu"):
+        return None
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16  # mps
+
+
+class Colorizer:
+    """A generator on a device. Stateless between calls: it never keeps an image."""
+
+    def __init__(self, model, device="cpu", precision: str = "auto", source=None, metadata: dict | None = None):
+        import torch
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.dtype = autocast_dtype(self.device, precision)
+        self.model = model.eval().to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # render sizes repeat, so tuned kernels pay off
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.source = source
+        self.metadata = metadata or {}
+
+    @classmethod
+    def from_pretrained(cls, name: str = "default", device: str = "auto", precision: str = "auto") -> "Colorizer":
+        """name: "default", an embedded model, a .safetensors path, or owner/repo[@revision] on the Hub."""
+        from .weights import load_model
+        model, source, meta = load_model(name)
+        return cls(model, device, precision, source, meta)
+
+    # ------------------------------------------------------------------------------------------- network
+    def predict_ab(self, l_small: np.ndarray) -> np.ndarray:
+        """One network call: L (B, h, w) in [0, 100], h and w multiples of 32 -> ab (B, h, w, 2) float32."""
+        import torch
+        x = torch.from_numpy(np.ascontiguousarray(l_small, dtype=np.float32)).unsqueeze(1)  # (B, 1, h, w)
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        else:
+            x = x.to(self.device)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
+                                                    enabled=self.dtype is not None):
+            ab = self.model(x)
+        return ab.float().permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 2)
+
+    def predict_ab_safe(self, l_small: np.ndarray) -> np.ndarray:
+        """predict_ab, but a GPU out-of-memory splits the batch instead of failing."""
+        import torch
+        try:
+            return self.predict_ab(l_small)
+        except torch.OutOfMemoryError:
+            if len(l_small) == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = len(l_small) // 2
+            log.warning("out of GPU memory at batch %d; retrying in halves", len(l_small))
+            return np.concatenate([self.predict_ab_safe(l_small[:half]), self.predict_ab_safe(l_small[half:])])
+
+    # ------------------------------------------------------------------------------------------- images
+    def chroma(self, l_full: Sequence[np.ndarray], render_factor: int = DEFAULT_RENDER_FACTOR,
+               batch_size: int = 4) -> list[np.ndarray]:
+        """Full-resolution L planes -> their a/b at render size, batched by render size.
+
+        A GPU out-of-memory on a single image retries at a lower render factor, with a warning."""
+        import torch
+        color.check_render_factor(render_factor)
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, l in enumerate(l_full):
+            groups[color.render_size(*l.shape[:2], render_factor)].append(i)
+        out: list[np.ndarray | None] = [None] * len(l_full)
+        for size, indices in groups.items():
+            for start in range(0, len(indices), max(1, batch_size)):
+                chunk = indices[start:start + batch_size]
+                batch = np.stack([color.resize_l(l_full[i], size) for i in chunk])
+                try:
+                    ab = self.predict_ab_safe(batch)
+                except torch.OutOfMemoryError:
+                    if render_factor <= color.RENDER_FACTOR_MIN:
+                        raise
+                    lower = max(color.RENDER_FACTOR_MIN, int(render_factor * 0.75))
+                    log.warning("out of GPU memory at render factor %d; retrying at %d", render_factor, lower)
+                    if self.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    ab = self.chroma([l_full[i] for i in chunk], lower, 1)
+                for i, a in zip(chunk, ab):
+                    out[i] = a
+        return out
+
+    def colorize_batch(self, images: Sequence[np.ndarray], render_factor: int = DEFAULT_RENDER_FACTOR,
+                       batch_size: int = 4) -> list[np.ndarray]:
+        """Many images -> colour images; see `colorize`."""
+        prepared = [color.to_float_rgb(np.asarray(im)) for im in images]
+        l_full = [color.rgb_to_lab(rgb)[:, :, 0] for rgb, _ in prepared]
+        ab = self.chroma(l_full, render_factor, batch_size)
+        results = []
+        for l, a, (_, alpha) in zip(l_full, ab, prepared):
+            rgb = color.merge_l_ab(l, a)
+            if alpha is not None:
+                rgb = np.dstack([rgb, color.to_uint8(alpha)])
+            results.append(rgb)
+        return results
+
+    def colorize(self, image: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR) -> np.ndarray:
+        """Gray, RGB or RGBA array (uint8, uint16 or float in [0, 1]; RGB order) -> RGB uint8 of the same
+        height and width (RGBA if the input had alpha, which is kept). A colour input is re-coloured
+        from its luminance."""
+        return self.colorize_batch([image], render_factor, 1)[0]
+
+
+def colorize_image(image: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR, model: str = "default",
+                   device: str = "auto") -> np.ndarray:
+    """One-shot convenience: load a model and colorize one array (load a Colorizer once for many)."""
+    return Colorizer.from_pretrained(model, device).colorize(image, render_factor)

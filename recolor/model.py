@@ -1,0 +1,281 @@
+"""The generator: a DeOldify-style U-Net that predicts CIE a/b chroma from L.
+
+References:
+- Ronneberger et al., "U-Net", 2015 (encoder/decoder with skip connections).
+- Antic, DeOldify, 2018-2020 (pretrained ImageNet encoder, PixelShuffle decoder, self-attention, spectral norm).
+- Shi et al., "Sub-pixel convolution" 2016 and Aitken et al., "Checkerboard artifact free sub-pixel
+  convolution" (ICNR init) 2017; blur after shuffle as in fastai's PixelShuffle_ICNR.
+- Zhang et al., "Self-Attention GANs" (SAGAN), 2019; Miyato et al., "Spectral Normalization", 2018.
+
+Contract (as in segmentation_models_pytorch): an encoder returns 5 feature maps at strides 2, 4, 8, 16, 32,
+highest resolution first; the decoder knows only their channel counts. `create_model` is the only constructor.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+AB_SCALE = 100.0  # the head predicts ab / AB_SCALE
+L_MEAN, L_STD = 0.449, 0.226  # ImageNet mean/std averaged over RGB, for L/100 fed to a 1-channel stem
+
+
+# ---------------------------------------------------------------------------------------------- encoders
+@dataclass(frozen=True)
+class EncoderSpec:
+    build: Callable[[bool], nn.Module]  # pretrained -> torchvision model
+    stages: Callable[[nn.Module], list[nn.Module]]  # model -> 5 modules, strides 2..32
+    channels: tuple[int, ...]  # output channels of the 5 stages
+
+
+def _mobilenet_v2(pretrained: bool) -> nn.Module:
+    from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+    return mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V1 if pretrained else None)
+
+
+def _mobilenet_v2_stages(m: nn.Module) -> list[nn.Module]:
+    f = m.features
+    return [f[0:2], f[2:4], f[4:7], f[7:14], f[14:18]]  # drops the 1280-wide classifier conv
+
+
+def _resnet(name: str) -> Callable[[bool], nn.Module]:
+    def build(pretrained: bool) -> nn.Module:
+        import torchvision.models as tvm
+        return tvm.get_model(name, weights="DEFAULT" if pretrained else None)
+    return build
+
+
+def _resnet_stages(m: nn.Module) -> list[nn.Module]:
+    return [nn.Sequential(m.conv1, m.bn1, m.relu), nn.Sequential(m.maxpool, m.layer1), m.layer2, m.layer3,
+            m.layer4]
+
+
+ENCODERS: dict[str, EncoderSpec] = {
+    "mobilenet_v2": EncoderSpec(_mobilenet_v2, _mobilenet_v2_stages, (16, 24, 32, 96, 320)),
+    "resnet34": EncoderSpec(_resnet("resnet34"), _resnet_stages, (64, 64, 128, 256, 512)),
+    "resnet101": EncoderSpec(_resnet("resnet101"), _resnet_stages, (64, 256, 512, 1024, 2048)),
+}
+
+
+def _first_conv(module: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
+    for name, child in module.named_modules():
+        if isinstance(child, nn.Conv2d):
+            parent_name, _, attr = name.rpartition(".")
+            return module.get_submodule(parent_name) if parent_name else module, attr, child
+    raise ValueError("encoder has no convolution")
+
+
+class Encoder(nn.Module):
+    """An ImageNet backbone whose stem takes 1-channel L (the RGB kernels summed, as timm does)."""
+
+    def __init__(self, name: str, pretrained: bool = False):
+        super().__init__()
+        if name not in ENCODERS:
+            raise ValueError(f"unknown encoder {name!r}; choose one of: {', '.join(ENCODERS)}")
+        spec = ENCODERS[name]
+        self.stages = nn.ModuleList(spec.stages(spec.build(pretrained)))
+        self.channels = spec.channels
+        parent, attr, conv = _first_conv(self.stages[0])
+        stem = nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)
+        with torch.no_grad():
+            stem.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
+            if conv.bias is not None:
+                stem.bias.copy_(conv.bias)
+        setattr(parent, attr, stem)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features  # strides 2, 4, 8, 16, 32
+
+
+# ---------------------------------------------------------------------------------------------- decoder
+def conv_relu(ni: int, nf: int, ks: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(ni, nf, ks, padding=ks // 2), nn.ReLU(inplace=True))
+
+
+def icnr_(weight: torch.Tensor, scale: int = 2) -> None:
+    """ICNR init: every sub-pixel of the shuffle starts with the same kernel, so the upsample starts as
+    nearest-neighbour and has no checkerboard (Aitken et al. 2017)."""
+    nf, ni, h, w = weight.shape
+    sub = torch.empty(nf // scale**2, ni, h, w)
+    nn.init.kaiming_normal_(sub)
+    with torch.no_grad():
+        weight.copy_(sub.repeat_interleave(scale**2, dim=0))
+
+
+class PixelShuffleUp(nn.Module):
+    """×2 upsample: 1×1 conv to 4·nf channels, pixel shuffle, then a 2×2 blur against checkerboard."""
+
+    def __init__(self, ni: int, nf: int, blur: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(ni, nf * 4, 1)
+        icnr_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+        self.shuffle = nn.PixelShuffle(2)
+        self.blur = blur
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.shuffle(F.relu(self.conv(x)))
+        if self.blur:  # replicate-pad then 2×2 average: keeps size, smooths the shuffle grid
+            x = F.avg_pool2d(F.pad(x, (1, 0, 1, 0), mode="replicate"), 2, stride=1)
+        return x
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention; gamma starts at 0 so a new block is an identity."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.query = nn.Conv1d(channels, channels // 8, 1, bias=False)
+        self.key = nn.Conv1d(channels, channels // 8, 1, bias=False)
+        self.value = nn.Conv1d(channels, channels, 1, bias=False)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        flat = x.flatten(2)  # (B, C, N)
+        q, k, v = self.query(flat), self.key(flat), self.value(flat)
+        # SDPA picks a fused kernel; SAGAN's softmax is unscaled, so pass scale=1.
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=1.0)
+        return x + self.gamma * out.transpose(1, 2).reshape(b, c, h, w)
+
+
+class UpBlock(nn.Module):
+    """Upsample the deeper features, concatenate the (batch-normed) skip, two 3×3 convs."""
+
+    def __init__(self, up_in: int, skip_in: int, out: int, blur: bool, attention: bool):
+        super().__init__()
+        self.up = PixelShuffleUp(up_in, up_in // 2, blur)
+        self.skip_bn = nn.BatchNorm2d(skip_in)
+        self.conv1 = conv_relu(up_in // 2 + skip_in, out)
+        self.conv2 = conv_relu(out, out)
+        self.attention = SelfAttention(out) if attention else nn.Identity()
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.up(x), self.skip_bn(skip)], dim=1)
+        return self.attention(self.conv2(self.conv1(F.relu(x))))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(conv_relu(channels, channels), conv_relu(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+# ---------------------------------------------------------------------------------------------- generator
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a generator; stored in every weights file."""
+    encoder: str = "mobilenet_v2"
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32)  # blocks at strides 16, 8, 4, 2
+    middle_expansion: int = 2  # bottleneck convs widen by this factor (0: no middle block)
+    attention: bool = True  # self-attention after the stride-16 decoder block
+    spectral_norm: bool = True  # applied to decoder convs while training (baked into saved weights)
+    blur: bool = True
+    head_channels: int = 16  # width at full resolution before the a/b head
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        d = dict(d)
+        if "decoder_channels" in d:
+            d["decoder_channels"] = tuple(d["decoder_channels"])
+        return cls(**d)
+
+
+class Generator(nn.Module):
+    """L (B, 1, H, W) in [0, 100], H and W multiples of 32 -> ab (B, 2, H, W)."""
+
+    def __init__(self, config: ModelConfig, pretrained_encoder: bool = False):
+        super().__init__()
+        if len(config.decoder_channels) != 4:
+            raise ValueError("decoder_channels needs 4 widths (strides 16, 8, 4, 2)")
+        self.config = config
+        self.encoder = Encoder(config.encoder, pretrained_encoder)
+        skips = self.encoder.channels  # (s2, s4, s8, s16, s32)
+        deep = skips[-1]
+        if config.middle_expansion:
+            wide = deep * config.middle_expansion
+            self.middle = nn.Sequential(nn.BatchNorm2d(deep), nn.ReLU(), conv_relu(deep, wide), conv_relu(wide, deep))
+        else:
+            self.middle = nn.Identity()
+        blocks, up_in = [], deep
+        for i, (skip, out) in enumerate(zip(reversed(skips[:-1]), config.decoder_channels)):
+            blocks.append(UpBlock(up_in, skip, out, config.blur, attention=config.attention and i == 0))
+            up_in = out
+        self.blocks = nn.ModuleList(blocks)
+        self.final_up = PixelShuffleUp(up_in, config.head_channels, config.blur)
+        self.final_res = ResBlock(config.head_channels + 1)  # + the input L, as DeOldify's last_cross
+        self.head = nn.Conv2d(config.head_channels + 1, 2, 1)
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        x = (l / 100.0 - L_MEAN) / L_STD
+        features = self.encoder(x)
+        y = self.middle(features[-1])
+        for block, skip in zip(self.blocks, reversed(features[:-1])):
+            y = block(y, skip)
+        y = torch.cat([self.final_up(y), x], dim=1)
+        return self.head(self.final_res(y)) * AB_SCALE
+
+
+def decoder_convs(model: Generator) -> list[nn.Conv2d]:
+    """The convolutions spectral norm applies to: the decoder's, not the pretrained (batch-normed) encoder's."""
+    return [m for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and not name.startswith("encoder.")]
+
+
+def apply_spectral_norm(model: Generator) -> Generator:
+    for conv in decoder_convs(model):
+        torch.nn.utils.parametrizations.spectral_norm(conv)
+    return model
+
+
+def inference_state_dict(model: Generator) -> dict[str, torch.Tensor]:
+    """State dict with spectral norm baked in: each parametrized conv's normalized weight under its plain key.
+
+    Computed in eval mode, so no power iteration runs and the training state is left exactly as it was."""
+    from torch.nn.utils import parametrize
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        state = {k: v for k, v in model.state_dict().items() if ".parametrizations." not in k}
+        for name, module in model.named_modules():
+            if parametrize.is_parametrized(module, "weight"):
+                state[f"{name}.weight"] = module.weight.detach().clone()
+    model.train(was_training)
+    return state
+
+
+# ---------------------------------------------------------------------------------------------- registry
+MODELS: dict[str, ModelConfig] = {
+    # the shipped default: small, fast on a laptop CPU
+    "recolor-small": ModelConfig(),
+    # DeOldify-Artistic-like: ResNet34 encoder, deeper decoder
+    "recolor-artistic": ModelConfig(encoder="resnet34", decoder_channels=(512, 384, 256, 96)),
+    # DeOldify-Stable-like: ResNet101 encoder, wide decoder
+    "recolor-stable": ModelConfig(encoder="resnet101", decoder_channels=(1024, 512, 256, 128)),
+}
+
+
+def create_model(name_or_config: str | ModelConfig = "recolor-small", pretrained_encoder: bool = False) -> Generator:
+    """The one way to build a generator: by registered name or from a ModelConfig."""
+    if isinstance(name_or_config, ModelConfig):
+        return Generator(name_or_config, pretrained_encoder)
+    if name_or_config not in MODELS:
+        raise ValueError(f"unknown model {name_or_config!r}; choose one of: {', '.join(MODELS)}")
+    return Generator(MODELS[name_or_config], pretrained_encoder)

@@ -1,0 +1,56 @@
+"""Rich output for the CLI: progress bars, summary tables, model listings."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+def run_with_progress(console: Console, colorizer, plan, render_factor: int, batch_size: int, overwrite: bool,
+                      max_pixels: int) -> int:
+    """Colorize every job with a progress bar (for more than one file); print a summary. -> number failed."""
+    from .files import colorize_files
+    jobs = plan.jobs
+    with Progress(TextColumn("[bold]colorizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.description}"), console=console, transient=True,
+                  disable=len(jobs) < 2) as progress:
+        task = progress.add_task("", total=len(jobs))
+
+        def done(outcome) -> None:
+            progress.update(task, advance=1, description=outcome.job.source.name)
+            if outcome.error is None:
+                progress.console.print(f"[green]✓[/] {outcome.job.output}", highlight=False)
+
+        outcomes = colorize_files(colorizer, jobs, render_factor, batch_size, overwrite, max_pixels, done)
+    failures = [(str(o.job.source), o.error) for o in outcomes if o.error] + [(str(p), m) for p, m in plan.errors]
+    ok = len(outcomes) - sum(1 for o in outcomes if o.error)
+    if failures:
+        table = Table(title=f"{len(failures)} failed, {ok} done", title_justify="left", show_lines=False)
+        table.add_column("input", overflow="fold")
+        table.add_column("problem", overflow="fold")
+        for path, message in failures:
+            table.add_row(path, message.removeprefix(path + ": "))
+        console.print(table)
+    elif len(outcomes) > 1:
+        seconds = sum(o.seconds for o in outcomes) / max(1, len(outcomes))
+        console.print(f"[green]{ok} images colorized[/] ({seconds:.2f} s each, render factor {render_factor})")
+    return len(failures)
+
+
+def print_models(console: Console) -> None:
+    from .model import MODELS
+    from .weights import DEFAULT_MODEL, describe, embedded_models, hub_cached_models
+    table = Table(title="Models")
+    for col in ("name", "kind", "encoder", "size", "notes"):
+        table.add_column(col)
+    for name, path in embedded_models().items():
+        d = describe(path)
+        note = "the default" if name == DEFAULT_MODEL else ""
+        table.add_row(name, "embedded", d["config"].get("encoder", "?"), f"{d['size_mb']:.1f} MB", note)
+    for repo, revisions in hub_cached_models().items():
+        table.add_row(repo, "Hub (cached)", "", "", "revisions: " + ", ".join(revisions))
+    for name, cfg in MODELS.items():
+        table.add_row(name, "architecture", cfg.encoder, "", "train with: recolor train --model " + name)
+    console.print(table)
+    console.print("Any .safetensors file made by `recolor train` works too: --model path/to/model.safetensors; "
+                  "Hub models: --model owner/repo[@revision].")
