@@ -82,37 +82,54 @@ def upsample_ab(ab: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _out_of_gamut(rgb: np.ndarray, eps: float = 1e-4) -> np.ndarray:
-    return ((rgb < -eps) | (rgb > 1 + eps)).any(axis=-1)
+# sRGB (D65) constants exactly as OpenCV uses them, so the fix-up below agrees with cv2's own conversion
+_WHITE = np.array([0.950456, 1.0, 1.088754], np.float32)
+_XYZ_TO_RGB = np.array([[3.240479, -1.53715, -0.498535],
+                        [-0.969256, 1.875991, 0.041556],
+                        [0.055648, -0.204043, 1.057311]], np.float32)
 
 
-def fit_chroma_to_gamut(l: np.ndarray, ab: np.ndarray, steps: int = 7) -> np.ndarray:
-    """Shrink (a, b) towards gray, per pixel, just enough for L·a·b to fit in sRGB.
+def _lab_f_inv(t: np.ndarray) -> np.ndarray:
+    return np.where(t > 6 / 29, t**3, 3 * (6 / 29) ** 2 * (t - 4 / 29))
 
-    Clipping RGB instead would change the luminance; scaling chroma keeps L exact (hue kept too).
-    Bisection on the scale, only over the pixels that are out of gamut (usually a few percent)."""
-    rgb = lab_to_rgb(np.dstack([l, ab]))
-    bad = _out_of_gamut(rgb)
-    if not bad.any():
-        return ab
-    l_bad, ab_bad = l[bad], ab[bad]  # (N,), (N, 2)
-    lo, hi = np.zeros(len(l_bad), np.float32), np.ones(len(l_bad), np.float32)
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        lab = np.concatenate([l_bad[:, None], ab_bad * mid[:, None]], axis=1)[None]  # (1, N, 3)
-        ok = ~_out_of_gamut(lab_to_rgb(lab)[0])
-        lo = np.where(ok, mid, lo)
-        hi = np.where(ok, hi, mid)
-    ab = ab.copy()
-    ab[bad] = ab_bad * lo[:, None]
-    return ab
+
+def lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
+    """(N, 3) Lab -> (N, 3) linear sRGB, NOT clipped (OpenCV's own conversion clips)."""
+    fy = (lab[:, 0] + 16) / 116
+    f = np.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], axis=1)
+    return (_lab_f_inv(f) * _WHITE) @ _XYZ_TO_RGB.T
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    c = np.clip(c, 0.0, 1.0)
+    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def desaturate_into_gamut(lab: np.ndarray) -> np.ndarray:
+    """(N, 3) Lab -> (N, 3) sRGB in [0, 1] with exactly the luminance of L.
+
+    An out-of-gamut colour is moved in linear RGB towards the gray of the same luminance Y, just far enough
+    for every channel to fit: c(s) = Y + s·(c - Y) keeps Y (hence L) for every s, and the largest valid s
+    has a closed form. Clipping channels instead would darken or brighten the pixel."""
+    lin = lab_to_linear_rgb(lab)
+    y = _lab_f_inv((lab[:, :1] + 16) / 116)  # (N, 1) luminance Y, fixed by L alone
+    over = np.where(lin > 1, (1 - y) / np.maximum(lin - y, 1e-12), np.inf)
+    under = np.where(lin < 0, y / np.maximum(y - lin, 1e-12), np.inf)
+    s = np.clip(np.minimum(over, under).min(axis=1, keepdims=True), 0.0, 1.0)
+    return linear_to_srgb(y + s * (lin - y))
 
 
 def merge_l_ab(l_full: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """Full-resolution L (H, W) + chroma at any size (h, w, 2) -> RGB uint8 (H, W, 3) with the same L."""
+    """Full-resolution L (H, W) + chroma at any size (h, w, 2) -> RGB uint8 (H, W, 3) with the same L.
+
+    OpenCV converts every pixel (fast); only pixels it clipped (a channel at 0 or 1: usually a few
+    percent) are redone by `desaturate_into_gamut`, which keeps their luminance."""
     ab = upsample_ab(ab.astype(np.float32), l_full.shape[:2])
-    ab = fit_chroma_to_gamut(l_full, ab)
-    rgb = lab_to_rgb(np.dstack([l_full, ab]))
+    lab = np.dstack([l_full, ab])
+    rgb = lab_to_rgb(lab)
+    edge = ((rgb <= 0.0) | (rgb >= 1.0)).any(axis=-1)
+    if edge.any():
+        rgb[edge] = desaturate_into_gamut(lab[edge])
     return to_uint8(rgb)
 
 

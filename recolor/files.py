@@ -57,8 +57,10 @@ def plan_jobs(inputs: Iterable[str | Path], out: Path | None = None, compare: bo
         return plan
     for root in inputs:
         if root.is_dir():
+            # an -o folder inside the input folder holds earlier outputs, not inputs
+            nested_out = out is not None and root.resolve() in out.resolve().parents
             sources = [p for p in find_images(root) if not _is_own_output(p)
-                       and not (out is not None and out.resolve() in p.resolve().parents)]
+                       and not (nested_out and out.resolve() in p.resolve().parents)]
             if not sources:
                 plan.errors.append((root, "no images found in this folder"))
             for src in sources:

@@ -1,0 +1,40 @@
+"""Shared fixtures: small images made here (never ../shared) and an untrained model file.
+
+An untrained generator is enough for everything but quality: its chroma is arbitrary, yet every invariant
+(size, dtype, luminance, batching, files) must hold for any weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory):
+    import torch
+    from recolor.model import create_model
+    from recolor.weights import save_weights
+    torch.manual_seed(0)
+    model = create_model("recolor-small")
+    with torch.no_grad():  # a visible, non-zero chroma so the tests see colour, and out-of-gamut cases
+        model.head.bias.copy_(torch.tensor([0.3, 0.4]))
+    return save_weights(model, tmp_path_factory.mktemp("models") / "tiny.safetensors", half=False)
+
+
+@pytest.fixture(scope="session")
+def colorizer(model_file):
+    from recolor.engine import Colorizer
+    return Colorizer.from_pretrained(str(model_file), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A real photograph (scikit-image's coffee, CC0), RGB uint8, 400×600."""
+    from skimage import data
+    return data.coffee()
+
+
+@pytest.fixture(scope="session")
+def gray_photo() -> np.ndarray:
+    """A real black-and-white photograph (scikit-image's camera, CC0), 512×512 uint8."""
+    from skimage import data
+    return data.camera()

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from recolor import color
+from recolor.engine import Colorizer, pick_device
+
+
+def l_of(image: np.ndarray) -> np.ndarray:
+    return color.luminance(image)
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgb", "rgba", "gray16", "rgb16", "float"])
+def test_shapes_dtypes_and_luminance_for_every_input_kind(colorizer, photo, kind):
+    gray = color.to_uint8(color.luminance(photo)[:, :, None].repeat(3, 2) / 100)[:, :, 0]
+    image = {
+        "gray": gray,
+        "rgb": photo,
+        "rgba": np.dstack([photo, np.linspace(0, 255, photo.shape[1], dtype=np.uint8)[None].repeat(photo.shape[0], 0)]),
+        "gray16": gray.astype(np.uint16) * 257 + 100,
+        "rgb16": photo.astype(np.uint16) * 257,
+        "float": photo.astype(np.float32) / 255,
+    }[kind]
+    out = colorizer.colorize(image, render_factor=12)
+    assert out.dtype == np.uint8 and out.shape[:2] == image.shape[:2]
+    assert out.shape[2] == (4 if kind == "rgba" else 3)
+    if kind == "rgba":
+        assert np.array_equal(out[:, :, 3], image[:, :, 3])  # alpha kept exactly
+    # the invariant: output luminance is the input's, within 8-bit rounding
+    assert np.abs(l_of(out[:, :, :3]) - l_of(image)).max() < 1.0
+    assert np.abs(out[:, :, 0].astype(int) - out[:, :, 2]).mean() > 1  # it did add colour
+
+
+def test_colour_input_is_recoloured_from_its_luminance(colorizer, photo):
+    gray = color.merge_l_ab(l_of(photo), np.zeros((8, 8, 2), np.float32))  # same L, no chroma
+    from_colour, from_gray = colorizer.colorize_batch([photo, gray], 12)
+    assert np.abs(l_of(from_colour) - l_of(photo)).max() < 1.0
+    assert np.abs(from_colour.astype(int) - from_gray).mean() < 1.0  # the input's chroma played no part
+
+
+@pytest.mark.parametrize("h, w", [(1, 1), (7, 300), (33, 65)])
+def test_tiny_and_odd_sizes(colorizer, h, w):
+    image = np.random.default_rng(0).integers(0, 255, (h, w), dtype=np.uint8)
+    out = colorizer.colorize(image, 7)
+    assert out.shape == (h, w, 3)
+
+
+def test_render_factor_bounds(colorizer, gray_photo):
+    for rf in (6, 65):
+        with pytest.raises(ValueError, match="render factor"):
+            colorizer.colorize(gray_photo, rf)
+
+
+def test_batch_equals_one_by_one(colorizer, photo, gray_photo):
+    images = [photo, gray_photo, photo[:200, :300], gray_photo[::2]]
+    batched = colorizer.colorize_batch(images, render_factor=10, batch_size=3)
+    for image, out in zip(images, batched):
+        alone = colorizer.colorize(image, 10)
+        assert np.abs(alone.astype(int) - out).max() <= 2
+
+
+def test_render_factor_changes_what_the_network_sees(colorizer, gray_photo, monkeypatch):
+    seen = []
+    real = colorizer.predict_ab
+    monkeypatch.setattr(colorizer, "predict_ab", lambda l: seen.append(l.shape) or real(l))
+    colorizer.colorize(gray_photo, 10)
+    colorizer.colorize(gray_photo, 20)
+    assert seen == [(1, 160, 160), (1, 320, 320)]
+
+
+def test_out_of_memory_retries_smaller_with_a_warning(colorizer, gray_photo, monkeypatch, caplog):
+    import torch
+    real = colorizer.predict_ab
+
+    def limited(l):  # a device that fits one image of at most 160×160
+        if l.shape[0] > 1 or l.shape[1] * l.shape[2] > 160 * 160:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(l)
+
+    monkeypatch.setattr(colorizer, "predict_ab", limited)
+    with caplog.at_level("WARNING", logger="recolor"):
+        outs = colorizer.colorize_batch([gray_photo, gray_photo], render_factor=14, batch_size=2)
+    assert all(o.shape == (512, 512, 3) for o in outs)
+    assert "retrying in halves" in caplog.text and "render factor 14" in caplog.text
+    assert np.abs(outs[0][:, :, 0].astype(int) - outs[0][:, :, 2]).mean() > 1  # colour, not gray
+
+
+def test_auto_device_is_cpu_here_and_missing_devices_are_errors():
+    import torch
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            pick_device("cuda")
+
+
+def test_default_model_loads_and_colours(gray_photo):
+    colorizer = Colorizer.from_pretrained("default", device="cpu")
+    out = colorizer.colorize(gray_photo, 16)
+    assert out.shape == (512, 512, 3)
+    assert np.abs(l_of(out) - l_of(gray_photo)).max() < 1.0
