@@ -83,6 +83,51 @@ def image_command(
 app.command("colorize", help="Alias of `recolor image`.")(image_command)
 
 
+@app.command("video")
+def video_command(
+    source: Annotated[Path, typer.Argument(help="A video file (mp4, mov, mkv, avi, webm, ... anything FFmpeg reads).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (.mp4/.mov/.mkv); default <stem>_color.mp4 beside the input.")] = None,
+    render_factor: Annotated[int, typer.Option("--render-factor", "-r", min=7, max=64, help="Render size = factor × 16 px.")] = 21,
+    smooth: Annotated[Optional[float], typer.Option("--smooth", min=0.0, max=1.0, help="Temporal smoothing strength (0 = frame by frame). [default: measured, see README]")] = None,
+    no_smooth: Annotated[bool, typer.Option("--no-smooth", help="Colour each frame alone (same as --smooth 0).")] = False,
+    crf: Annotated[int, typer.Option("--crf", min=0, max=51, help="H.264 quality: lower is better and bigger.")] = 18,
+    preset: Annotated[str, typer.Option("--preset", help="x264 preset: ultrafast … veryslow.")] = "medium",
+    start: Annotated[Optional[str], typer.Option("--start", help="Start at this time: seconds or [HH:]MM:SS.")] = None,
+    duration: Annotated[Optional[str], typer.Option("--duration", help="Colorize only this long: seconds or [HH:]MM:SS.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="pyav (H.264 + audio) or opencv (mp4v, no audio).")] = "pyav",
+    model: ModelOpt = "default",
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per network call.")] = 4,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (never the input).")] = False,
+) -> None:
+    """Colorize a film: same length, frame rate and sound, with flicker smoothed out."""
+    import time
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from .temporal import DEFAULT_SMOOTH
+    from .video import VideoConfig, VideoError, check_input, colorize_video, parse_time
+    try:
+        config = VideoConfig(render_factor, 0.0 if no_smooth else (DEFAULT_SMOOTH if smooth is None else smooth),
+                             crf, preset, parse_time(start) or 0.0, parse_time(duration), backend, batch_size, overwrite)
+        out = check_input(source, out, config)  # before the model loads: a bad path fails in a blink
+    except (ValueError, VideoError) as e:
+        fail(str(e), 1 if isinstance(e, VideoError) else 2)
+    colorizer = load_colorizer(model, device, precision)
+    columns = (TextColumn("[bold]colorizing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]:.1f} fps"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task, t0 = bar.add_task("", total=None, fps=0.0), time.perf_counter()
+        report = lambda done, total: bar.update(task, completed=done, total=total or None,
+                                                fps=done / max(1e-9, time.perf_counter() - t0))
+        try:
+            result = colorize_video(colorizer, source, out, config, report)
+        except VideoError as e:
+            fail(str(e), 1)
+    console.print(f"[green]✓[/] {result.output}: {result.frames} frames at {result.fps:.1f} fps, {result.audio}, "
+                  f"{result.scene_cuts} scene cuts" + (f", [yellow]{result.skipped} damaged frames skipped[/]"
+                                                        if result.skipped else ""), highlight=False)
+
+
 @app.command("models")
 def models_command() -> None:
     """The models recolor knows: embedded, cached from the Hub, and the architectures it can train."""
