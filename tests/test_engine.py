@@ -97,3 +97,13 @@ def test_default_model_loads_and_colours(gray_photo):
     out = colorizer.colorize(gray_photo, 16)
     assert out.shape == (512, 512, 3)
     assert np.abs(l_of(out) - l_of(gray_photo)).max() < 1.0
+
+
+def test_public_api_imports_lazily():
+    import subprocess
+    import sys
+    code = ("import sys, recolor\nassert 'torch' not in sys.modules\n"
+            "from recolor import Colorizer, colorize_image, create_model, load_model, save_weights\n"
+            "assert 'torch' in sys.modules and callable(colorize_image)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
