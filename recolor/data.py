@@ -1,34 +1,89 @@
-"""Training data: any folder of colour photos -> (L, ab) crops as tensors.
+"""Training data: any folder of colour photos -> (L, ab) crops, in an order fixed by (seed, step).
 
-Augmentation: random scale and crop, horizontal flip, mild luminance jitter (a gamma on L, chroma kept),
-optional Gaussian noise on L (teaches the model to ignore grain, which steadies video).
+- `scan_photos` decodes every file once: unreadable files are skipped and listed, gray or near-gray photos
+  (95th-percentile Lab chroma under GRAY_CHROMA, about two just-noticeable differences) are skipped, since
+  they teach the network nothing but "no colour". The result is stored in the run, so `--resume` trains on
+  exactly the same files.
+- `StepBatches` makes the data order a pure function of (seed, global step): sample number p of the run is
+  file perm_e[p mod n] of epoch e = p div n. A resumed run therefore sees the same crops as an uninterrupted
+  one, whatever the worker count, and under DDP each rank takes its own slice of every global batch.
+- Augmentation (seeded by the sample number): random scale and crop, horizontal flip, mild luminance jitter
+  (a gamma on L, chroma kept) and optional Gaussian noise on the network's input L only, which teaches it to
+  ignore film grain and steadies video (the clean L is kept for the RGB losses).
 """
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 
 from .color import rgb_to_lab
 
+log = logging.getLogger("recolor")
+GRAY_CHROMA = 5.0  # Lab chroma units; a photo whose 95th-percentile chroma is below this counts as gray
 
-def load_rgb(path: Path) -> np.ndarray | None:
-    """File -> RGB float32 in [0, 1], or None if it cannot be decoded."""
-    data = np.fromfile(path, dtype=np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if bgr is None:
+
+def load_rgb(path: Path, reduced: bool = False) -> np.ndarray | None:
+    """File -> RGB float32 in [0, 1], or None if it cannot be decoded. `reduced`: JPEGs decoded at 1/2 size."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    flag = cv2.IMREAD_REDUCED_COLOR_2 if reduced else cv2.IMREAD_COLOR
+    bgr = cv2.imdecode(data, flag) if data.size else None
+    if bgr is None or bgr.size == 0:
         return None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
-def colourfulness(rgb: np.ndarray) -> float:
-    """Hasler & Süsstrunk (2003) colourfulness of an RGB image in [0, 1], on the 0-255 scale."""
-    r, g, b = (rgb[..., i].astype(np.float64) * 255.0 for i in range(3))
-    rg, yb = r - g, 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+def is_near_gray(rgb: np.ndarray) -> bool:
+    lab = rgb_to_lab(rgb[::2, ::2])
+    return float(np.percentile(np.hypot(lab[..., 1], lab[..., 2]), 95)) < GRAY_CHROMA
 
 
+@dataclass
+class PhotoIndex:
+    """The usable photos of a folder, and what was left out and why."""
+    photos: list[str] = field(default_factory=list)
+    gray: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{len(self.photos)} colour photos ({len(self.gray)} gray skipped, "
+                f"{len(self.unreadable)} unreadable skipped)")
+
+
+def scan_photos(paths: list[Path], min_side: int = 32) -> PhotoIndex:
+    """Decode each file once (JPEGs at half size): keep colour photos, list gray and unreadable ones."""
+    index = PhotoIndex()
+    for path in paths:
+        rgb = load_rgb(path, reduced=True)
+        if rgb is None or min(rgb.shape[:2]) < min_side // 2:
+            log.warning("skipping unreadable or tiny image: %s", path)
+            index.unreadable.append(str(path))
+        elif is_near_gray(rgb):
+            index.gray.append(str(path))
+        else:
+            index.photos.append(str(path))
+    return index
+
+
+def split_val(photos: list[str], fraction: float, seed: int, cap: int) -> tuple[list[str], list[str]]:
+    """A fixed random hold-out: (train, val). The same seed and files always give the same split."""
+    n_val = min(cap, int(round(len(photos) * fraction)))
+    if n_val == 0 or len(photos) - n_val < 1:
+        return list(photos), []
+    order = np.random.default_rng([seed, 7919]).permutation(len(photos))
+    val = sorted(photos[i] for i in order[:n_val])
+    held = set(val)
+    return [p for p in photos if p not in held], val
+
+
+# --------------------------------------------------------------------------------------------- crops
 def random_crop(rgb: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """Scale so the shorter side is in [size, 1.5·size] (whole-scene context), then crop size×size."""
     h, w = rgb.shape[:2]
@@ -44,9 +99,9 @@ def center_fit(rgb: np.ndarray, size: int) -> np.ndarray:
     h, w = rgb.shape[:2]
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     y, x = (nh - size) // 2, (nw - size) // 2
-    return rgb[y:y + size, x:x + size]
+    return np.ascontiguousarray(rgb[y:y + size, x:x + size])
 
 
 def to_l_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,32 +111,74 @@ def to_l_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ColorPhotos:
-    """A map-style dataset (torch DataLoader compatible) of random (L, ab) crops from photo files."""
+    """Map-style dataset whose keys are (file index, sample number, crop size) from `StepBatches`.
 
-    def __init__(self, paths: list[Path], size: int, augment: bool = True, noise: float = 0.0, seed: int = 0):
-        self.paths, self.size, self.augment, self.noise, self.seed = list(paths), size, augment, noise, seed
-        self.epoch = 0
+    Returns (L_in, L, ab): L_in is the network input (with noise), L the clean luminance, all float32."""
+
+    def __init__(self, paths: list[str], seed: int = 0, augment: bool = True, noise: float = 0.0):
+        if not paths:
+            raise ValueError("no training photos")
+        self.paths, self.seed, self.augment, self.noise = list(paths), seed, augment, noise
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int):
-        # seeded by (seed, epoch, index): the same run sees the same crops, also after a resume
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        rgb = None
+    def load(self, index: int) -> np.ndarray:
+        """A file that became unreadable since the scan is replaced by the next one, never a crash."""
         for attempt in range(len(self.paths)):
-            rgb = load_rgb(self.paths[(index + attempt) % len(self.paths)])
+            rgb = load_rgb(Path(self.paths[(index + attempt) % len(self.paths)]))
             if rgb is not None:
-                break
-        if rgb is None:
-            raise RuntimeError("no readable image in the dataset")
+                return rgb
+        raise RuntimeError("no readable image left in the training set")
+
+    def __getitem__(self, key: tuple[int, int, int]):
+        index, sample, size = key
+        rng = np.random.default_rng([self.seed, sample])
+        rgb = self.load(index)
         if not self.augment:
-            return to_l_ab(center_fit(rgb, self.size))
-        rgb = random_crop(rgb, self.size, rng)
+            l, ab = to_l_ab(center_fit(rgb, size))
+            return l, l, ab
+        rgb = random_crop(rgb, size, rng)
         if rng.random() < 0.5:
             rgb = rgb[:, ::-1]
-        l, ab = to_l_ab(rgb)
-        l = 100.0 * (l / 100.0) ** rng.uniform(0.8, 1.25)  # luminance jitter; chroma is what it was
+        l, ab = to_l_ab(np.ascontiguousarray(rgb))
+        l = (100.0 * (l / 100.0) ** rng.uniform(0.8, 1.25)).astype(np.float32)  # luminance jitter, chroma kept
+        l_in = l
         if self.noise > 0:
-            l = l + rng.normal(0.0, rng.uniform(0, self.noise), l.shape).astype(np.float32)
-        return np.clip(l, 0, 100).astype(np.float32), ab
+            sigma = rng.uniform(0.0, self.noise)
+            l_in = np.clip(l + rng.normal(0.0, sigma, l.shape), 0, 100).astype(np.float32)
+        return l_in, l, ab
+
+
+class StepBatches:
+    """Batch sampler: step s of a run -> this rank's keys (file index, sample number, crop size).
+
+    Global batch = batch_size × world; sample numbers run on across steps and stages of the run, so the
+    order is a pure function of (seed, step) and a resume continues it exactly."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, steps: range, size_at: Callable[[int], int],
+                 offset: int = 0, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.seed, self.steps = n, batch_size, seed, steps
+        self.size_at, self.offset, self.rank, self.world = size_at, offset, rank, world
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n))
+        return self._perm[1]
+
+    def keys(self, step: int) -> list[tuple[int, int, int]]:
+        size = self.size_at(step)
+        first = self.offset + (step * self.world + self.rank) * self.batch_size
+        out = []
+        for sample in range(first, first + self.batch_size):
+            epoch, pos = divmod(sample, self.n)
+            out.append((int(self.permutation(epoch)[pos]), sample, size))
+        return out
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        for step in self.steps:
+            yield self.keys(step)

@@ -1,140 +1,723 @@
-"""Training a generator on a folder of colour photos.
+"""Training a colorizer on a folder of colour photos: DeOldify's "NoGAN" recipe, made automatic and resumable.
 
-Stage `pretrain`: pixel loss (smooth L1 on ab) on random crops, AdamW with warmup + cosine decay,
-bf16 autocast on CPU and fp16/bf16 on CUDA. Runs live in `runs/NAME/`: config.json, metrics.jsonl,
-last.ckpt (everything needed to resume exactly), model.safetensors (loadable by `recolor image --model`).
+Stages (each can run alone in the same run folder; `all` runs them in order):
+1. `pretrain` — the generator alone: smooth L1 on a/b plus a perceptual loss on RGB (Johnson et al. 2016) from a
+   frozen ImageNet network; progressive crop sizes (128 → 192 → 256 px by default, as in Karras et al.'s
+   progressive growing and fastai's progressive resizing) and the pretrained encoder frozen for the first part,
+   then trained at a lower learning rate (discriminative fine-tuning, Howard & Ruder 2018). AdamW, warmup +
+   cosine decay. An exponential moving average of the weights (Polyak averaging) is what gets saved.
+2. `critic` — the critic alone, on real vs generated colour (Antic's NoGAN: pretrain both networks separately
+   so the adversarial phase starts balanced). Conditional PatchGAN (Isola et al. 2017) with spectral norm
+   and self-attention (Miyato et al. 2018; Zhang et al. 2019), hinge loss.
+3. `gan` — a short adversarial phase: generator loss = pixel + perceptual + λ·adversarial; two time-scale
+   update rule (Heusel et al. 2017, as SAGAN uses it: critic lr 4× the generator's, Adam β = (0, 0.9)).
+   Validation every N steps keeps `best.safetensors` by a validation score, so nobody has to pick DeOldify's
+   "inflection point" by eye.
+
+Run folder `runs/NAME/`: config.json, data.json (the files used), metrics.jsonl, samples/ (fixed val sheets),
+last.ckpt (everything needed to resume exactly, written atomically), model.safetensors (the latest weights)
+and best.safetensors (best validation score). The data order and augmentation are a pure function of
+(seed, step) (`data.StepBatches`), so a run killed at any moment and resumed with `resume=True` ends with the
+same weights as an uninterrupted one. Under `torchrun` the same code trains data-parallel (DDP); only rank 0
+writes files or prints.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 import os
-import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.distributed as dist
+from torch import nn
 
-from .data import ColorPhotos
-from .images import find_images
-from .model import MODELS, apply_spectral_norm, create_model
-from .weights import save_weights
+from . import color, metrics
+from .critic import Critic, CriticConfig
+from .data import ColorPhotos, PhotoIndex, StepBatches, center_fit, scan_photos, split_val, to_l_ab, load_rgb
+from .images import find_images, write_image
+from .losses import FeatureLoss, critic_hinge_loss, generator_hinge_loss, lab_to_rgb, pixel_loss
+from .model import MODELS, Generator, ModelConfig, apply_spectral_norm, create_model
+from .weights import read_weights, save_weights
+
+STAGES = ("pretrain", "critic", "gan")
+SAMPLE_OFFSET = {"pretrain": 0, "critic": 1 << 40, "gan": 2 << 40}  # each stage draws its own crops
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Every setting of a run; stored in config.json and in last.ckpt (a resume uses the stored one)."""
     data: str
     out: str
-    model: str = "recolor-small"
-    size: int = 128
-    batch_size: int = 16
-    steps: int = 4000
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    warmup: int = 200
-    workers: int = 1
+    val: str | None = None  # folder of val photos; None: a fixed hold-out of `data`
+    model: str | ModelConfig = "recolor-small"  # registered name, a .safetensors to fine-tune, or a config
+    stage: str = "all"  # pretrain | critic | gan | all
     seed: int = 0
-    amp: bool = True
-    pretrained_encoder: bool = True
-    noise: float = 2.0
-    save_every: int = 250
-    log_every: int = 25
+    device: str = "auto"
+    workers: int = -1  # data-loader processes; -1: half the CPU cores, at most 8
+    threads: int = 0  # CPU threads for torch; 0: all cores (split between processes under torchrun)
+    amp: bool = True  # bf16 autocast on CPU (1.7× faster), bf16/fp16 on CUDA
+    pretrained: bool = True  # ImageNet weights for the encoder and the perceptual network
+    perceptual: str = "mobilenet_v2"  # mobilenet_v2 | vgg16_bn | none
+    batch_size: int = 16  # per process; the global batch is batch_size × world size
+    noise: float = 2.0  # max σ of Gaussian noise on the input L (L units); steadies video
+    ema: float = 0.999  # weight averaging; 0 turns it off
+    # stage 1: generator pretraining
+    pretrain_steps: int = 3000
+    sizes: tuple[int, ...] = (128, 192, 256)  # progressive crop sizes ...
+    size_fractions: tuple[float, ...] = (0.6, 0.25, 0.15)  # ... and the share of pretrain steps at each
+    freeze_fraction: float = 0.15  # share of pretrain steps with the pretrained encoder frozen
+    lr: float = 1e-3
+    encoder_lr_mult: float = 0.3  # pretrained features move slower than the fresh decoder
+    weight_decay: float = 1e-2
+    warmup: int = 100
+    pixel_weight: float = 1.0
+    feature_weight: float = 0.1  # its gradient is then ~4× the pixel loss's, as in DeOldify
+    # stages 2 and 3: critic and adversarial training
+    gan_size: int = 192
+    critic_width: int = 64
+    critic_steps: int = 300
+    critic_lr: float = 4e-4
+    gan_steps: int = 600
+    gan_lr: float = 1e-4
+    adv_weight: float = 0.01
+    # validation, checkpoints, logs
+    val_fraction: float = 0.05
+    val_max: int = 64  # val photos scored at each validation
+    val_size: int = 256
+    val_every: int = 250
+    samples: int = 6  # val photos in each sample sheet
+    save_every: int = 100
+    log_every: int = 10
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        for key in ("sizes", "size_fractions"):
+            d[key] = tuple(d[key])
+        if isinstance(d.get("model"), dict):
+            d["model"] = ModelConfig.from_dict(d["model"])
+        return cls(**d)
+
+    def check(self) -> "TrainConfig":
+        if self.stage not in (*STAGES, "all"):
+            raise ValueError(f"unknown stage {self.stage!r}; choose one of: {', '.join(STAGES)}, all")
+        if len(self.sizes) != len(self.size_fractions) or abs(sum(self.size_fractions) - 1) > 1e-6:
+            raise ValueError("sizes and size_fractions need the same length, and the fractions must sum to 1")
+        if any(s % 32 for s in (*self.sizes, self.gan_size, self.val_size)):
+            raise ValueError("crop sizes must be multiples of 32 (the encoder's stride)")
+        return self
 
 
-def pick_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
+class TrainingError(RuntimeError):
+    """A run that cannot start or cannot go on (bad folder, diverged loss); the message says what to do."""
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+# ------------------------------------------------------------------------------------------- reporting
+class Reporter(Protocol):
+    def stage(self, name: str, total: int, start: int) -> None: ...
+    def update(self, step: int, text: str) -> None: ...
+    def info(self, text: str) -> None: ...
+    def close(self) -> None: ...
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
+class NullReporter:
+    def stage(self, name: str, total: int, start: int) -> None: pass
+    def update(self, step: int, text: str) -> None: pass
+    def info(self, text: str) -> None: pass
+    def close(self) -> None: pass
+
+
+class RichReporter:
+    """Stage, step/total, losses, images/s and ETA as a Rich progress bar."""
+
+    def __init__(self, console=None):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        self.progress = Progress(TextColumn("[bold]{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[text]}"), TextColumn("ETA"), TimeRemainingColumn(),
+                                 console=console, transient=False)
+        self.progress.start()
+        self.task = None
+
+    def stage(self, name: str, total: int, start: int) -> None:
+        self.task = self.progress.add_task(name, total=total, completed=start, text="")
+
+    def update(self, step: int, text: str) -> None:
+        self.progress.update(self.task, completed=step, text=text)
+
+    def info(self, text: str) -> None:
+        self.progress.console.print(text, highlight=False)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+# ------------------------------------------------------------------------------------------- processes
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str, threads: int = 0) -> Dist:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: then join the group (NCCL on CUDA, gloo on CPU)."""
+    from .engine import pick_device
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        dev = pick_device(device)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        return Dist(device=dev)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    dev = pick_device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+    else:  # processes share the cores
+        share = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        torch.set_num_threads(threads or max(1, share))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Dist(rank, world, dev)
+
+
+def wrap_ddp(module: nn.Module, ctx: Dist) -> nn.Module:
+    if ctx.world == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+
+def all_finite(value: torch.Tensor, ctx: Dist) -> bool:
+    """Every rank's loss is finite (all ranks must agree to stop together, or the others would hang)."""
+    ok = torch.tensor([float(torch.isfinite(value).all())], device=ctx.device)
+    if ctx.world > 1:
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok.item())
+
+
+# ------------------------------------------------------------------------------------------- state
+@dataclass
+class RunState:
+    """What a checkpoint holds; everything else is rebuilt from the config."""
+    generator: Generator
+    ema: Generator | None
+    critic: Critic
+    g_opt: torch.optim.Optimizer | None = None
+    c_opt: torch.optim.Optimizer | None = None
+    scaler: torch.amp.GradScaler | None = None
+    stage: str = "pretrain"
+    step: int = 0  # steps done in `stage`
+    done: tuple[str, ...] = ()  # finished stages
+    best: float = math.inf  # best validation score so far
+    best_at: str = ""
+
+    def saved_generator(self) -> Generator:
+        return self.ema if self.ema is not None else self.generator
+
+
+def build_generator(cfg: TrainConfig) -> Generator:
+    """A registered name or config (ImageNet encoder if cfg.pretrained), or a weights file to fine-tune."""
+    if isinstance(cfg.model, ModelConfig):
+        model = create_model(cfg.model, pretrained_encoder=cfg.pretrained)
+    elif cfg.model in MODELS:
+        model = create_model(cfg.model, pretrained_encoder=cfg.pretrained)
+    elif str(cfg.model).endswith(".safetensors") and Path(cfg.model).is_file():
+        config, state, _ = read_weights(Path(cfg.model))
+        model = create_model(config)
+        model.load_state_dict(state)
+    else:
+        raise TrainingError(f"unknown model {cfg.model!r}: use {', '.join(MODELS)} or a .safetensors file to fine-tune")
+    return apply_spectral_norm(model) if model.config.spectral_norm else model
+
+
+def new_state(cfg: TrainConfig, device: torch.device) -> RunState:
+    generator = build_generator(cfg).to(device).train()
+    ema = copy.deepcopy(generator).eval().requires_grad_(False) if cfg.ema > 0 else None
+    critic = Critic(CriticConfig(nf=cfg.critic_width)).to(device).train()
+    return RunState(generator, ema, critic)
+
+
+def make_optimizers(state: RunState, cfg: TrainConfig, stage: str) -> None:
+    """AdamW with encoder/decoder groups for pretraining; SAGAN's Adam(0, 0.9) pair for the GAN stages."""
+    g = state.generator
+    if stage == "pretrain":
+        enc = list(g.encoder.parameters())
+        ids = {id(p) for p in enc}
+        rest = [p for p in g.parameters() if id(p) not in ids]
+        mult = cfg.encoder_lr_mult if cfg.pretrained else 1.0
+        state.g_opt = torch.optim.AdamW([{"params": rest, "lr_mult": 1.0}, {"params": enc, "lr_mult": mult}],
+                                        lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        state.g_opt = torch.optim.Adam(g.parameters(), lr=cfg.gan_lr, betas=(0.0, 0.9))
+    state.c_opt = torch.optim.Adam(state.critic.parameters(), lr=cfg.critic_lr, betas=(0.0, 0.9))
+
+
+def checkpoint_dict(state: RunState, cfg: TrainConfig) -> dict:
+    return {"config": cfg.to_dict(), "stage": state.stage, "step": state.step, "done": list(state.done),
+            "best": state.best, "best_at": state.best_at, "generator": state.generator.state_dict(),
+            "ema": state.ema.state_dict() if state.ema is not None else None,
+            "critic": state.critic.state_dict(),
+            "g_opt": state.g_opt.state_dict() if state.g_opt else None,
+            "c_opt": state.c_opt.state_dict() if state.c_opt else None,
+            "scaler": state.scaler.state_dict() if state.scaler else None,
+            "torch_rng": torch.get_rng_state()}
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write to a temp file, fsync, rename: a kill at any moment leaves the previous checkpoint intact."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(), "python": random.getstate()}
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    device = pick_device()
-    paths = find_images(Path(cfg.data))
-    if not paths:
-        raise ValueError(f"no images found under {cfg.data}")
-    model = apply_spectral_norm(create_model(MODELS[cfg.model], pretrained_encoder=cfg.pretrained_encoder and not resume))
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step = 0
-    ckpt_path = out / "last.ckpt"
-    if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step = ckpt["step"]
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    dataset = ColorPhotos(paths, cfg.size, augment=True, noise=cfg.noise, seed=cfg.seed)
-    amp_dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-    log = open(out / "metrics.jsonl", "a")
-    t0, seen = time.time(), 0
-    while step < cfg.steps:
-        dataset.epoch = step // max(1, len(dataset) // cfg.batch_size)
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + dataset.epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                                             num_workers=cfg.workers, drop_last=True, persistent_workers=False)
-        skip = step % max(1, len(dataset) // cfg.batch_size)
-        for i, (l, ab) in enumerate(loader):
-            if i < skip:
-                continue
-            l, ab = l.to(device), ab.to(device)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
-                pred = model(l)
-            loss = F.smooth_l1_loss(pred.float() / 100, ab / 100, beta=0.02)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {step}; last good checkpoint: {ckpt_path}")
-            opt.zero_grad(set_to_none=True)
+def restore(state: RunState, ckpt: dict, cfg: TrainConfig, weights_only: bool = False) -> None:
+    """Load a checkpoint into a fresh state; `weights_only`: just the networks (to start a later stage)."""
+    state.generator.load_state_dict(ckpt["generator"])
+    if state.ema is not None:
+        state.ema.load_state_dict(ckpt["ema"] if ckpt["ema"] is not None else ckpt["generator"])
+    state.critic.load_state_dict(ckpt["critic"])
+    state.done, state.best, state.best_at = tuple(ckpt["done"]), ckpt["best"], ckpt["best_at"]
+    if weights_only:
+        return
+    state.stage, state.step = ckpt["stage"], ckpt["step"]
+    make_optimizers(state, cfg, state.stage)
+    if ckpt["g_opt"]:
+        state.g_opt.load_state_dict(ckpt["g_opt"])
+    if ckpt["c_opt"]:
+        state.c_opt.load_state_dict(ckpt["c_opt"])
+    if ckpt["scaler"] and state.scaler is not None:
+        state.scaler.load_state_dict(ckpt["scaler"])
+    torch.set_rng_state(ckpt["torch_rng"])
+
+
+# ------------------------------------------------------------------------------------------- schedules
+def stage_steps(cfg: TrainConfig, stage: str) -> int:
+    return {"pretrain": cfg.pretrain_steps, "critic": cfg.critic_steps, "gan": cfg.gan_steps}[stage]
+
+
+def size_at(cfg: TrainConfig, stage: str, step: int) -> int:
+    """Progressive resizing in pretraining; the GAN stages train at gan_size."""
+    if stage != "pretrain":
+        return cfg.gan_size
+    edge = 0.0
+    for size, fraction in zip(cfg.sizes, cfg.size_fractions):
+        edge += fraction * cfg.pretrain_steps
+        if step < edge:
+            return size
+    return cfg.sizes[-1]
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Linear warmup, then cosine decay to 2% of the peak over pretraining."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.pretrain_steps - cfg.warmup)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def encoder_frozen(cfg: TrainConfig, step: int) -> bool:
+    return cfg.pretrained and step < cfg.freeze_fraction * cfg.pretrain_steps
+
+
+@torch.no_grad()
+def update_ema(ema: Generator | None, model: Generator, decay: float, step: int) -> None:
+    """Polyak/EMA average of the parameters; a short warmup per stage so a new stage shows up quickly.
+    Buffers (batch-norm statistics, spectral-norm vectors) are copied, not averaged."""
+    if ema is None:
+        return
+    d = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - d)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+# ------------------------------------------------------------------------------------------- one step
+@dataclass
+class Step:
+    """The per-run objects a training step needs."""
+    cfg: TrainConfig
+    ctx: Dist
+    state: RunState
+    g_net: nn.Module  # the generator, DDP-wrapped under torchrun
+    c_net: nn.Module  # the critic, DDP-wrapped under torchrun
+    features: FeatureLoss | None
+    amp_dtype: torch.dtype | None
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype)
+
+    def backward(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler = self.state.scaler
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
             loss.backward()
             opt.step()
-            step += 1
-            seen += len(l)
-            if step % cfg.log_every == 0:
-                rec = {"step": step, "loss": round(loss.item(), 5), "lr": lr_at(step, cfg),
-                       "img_per_s": round(seen / (time.time() - t0), 2)}
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                print(rec, flush=True)
-            if step % cfg.save_every == 0 or step == cfg.steps:
-                save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step})
-                save_weights(model, out / "model.safetensors", info={"steps": step, "train": dataclasses.asdict(cfg)})
-            if step >= cfg.steps:
-                break
-    return out / "model.safetensors"
+
+    def reconstruction(self, l: torch.Tensor, ab: torch.Tensor, fake: torch.Tensor, logs: dict) -> torch.Tensor:
+        """pixel_weight · smooth-L1(ab) + feature_weight · perceptual(RGB)."""
+        loss = self.cfg.pixel_weight * pixel_loss(fake, ab)
+        logs["pixel"] = loss.detach()
+        if self.features is not None and self.cfg.feature_weight > 0:
+            with self.autocast():
+                feat = self.features(lab_to_rgb(l, fake), lab_to_rgb(l, ab))
+            logs["feature"] = feat.detach()
+            loss = loss + self.cfg.feature_weight * feat
+        return loss
+
+    def pretrain(self, l_in, l, ab) -> dict:
+        logs: dict = {}
+        with self.autocast():
+            fake = self.g_net(l_in)
+        loss = self.reconstruction(l, ab, fake.float(), logs)
+        self.check(loss, "generator")
+        self.backward(loss, self.state.g_opt)
+        logs["loss"] = loss.detach()
+        return logs
+
+    def critic(self, l_in, l, ab) -> dict:
+        """Critic pretraining: real vs the (fixed) generator's output."""
+        with torch.no_grad(), self.autocast():
+            fake = self.state.generator.eval()(l_in).float()
+        loss = self.critic_update(l, ab, fake)
+        return {"loss": loss, "critic": loss}
+
+    def critic_update(self, l, ab, fake) -> torch.Tensor:
+        with self.autocast():  # real and fake in one batch: one DDP forward per backward
+            logits = self.c_net(torch.cat([l, l]), torch.cat([ab, fake.detach()]))
+        real, fake_logits = logits.float().chunk(2)
+        loss = critic_hinge_loss(real, fake_logits)
+        self.check(loss, "critic")
+        self.backward(loss, self.state.c_opt)
+        return loss.detach()
+
+    def gan(self, l_in, l, ab) -> dict:
+        """One TTUR step: the critic on this batch's fakes, then the generator against the updated critic."""
+        logs: dict = {}
+        with self.autocast():
+            fake = self.g_net(l_in).float()
+        logs["critic"] = self.critic_update(l, ab, fake)
+        critic = self.state.critic.requires_grad_(False)  # the plain module: its grads are not wanted here
+        with self.autocast():
+            adv = generator_hinge_loss(critic(l, fake))
+        critic.requires_grad_(True)
+        loss = self.reconstruction(l, ab, fake, logs) + self.cfg.adv_weight * adv
+        logs["adv"] = adv.detach()
+        self.check(loss, "generator")
+        self.backward(loss, self.state.g_opt)
+        logs["loss"] = loss.detach()
+        return logs
+
+    def check(self, loss: torch.Tensor, what: str) -> None:
+        if not all_finite(loss.detach(), self.ctx):
+            raise TrainingError(
+                f"{what} loss became {loss.item()} at {self.state.stage} step {self.state.step + 1}; stopped. "
+                f"The last good checkpoint is intact: resume with --resume after lowering the learning rate, "
+                f"or turn AMP off (--no-amp)")
 
 
-if __name__ == "__main__":
-    import argparse
-    p = argparse.ArgumentParser()
-    for f in dataclasses.fields(TrainConfig):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default) if f.default is not dataclasses.MISSING else str,
-                       default=f.default if f.default is not dataclasses.MISSING else None)
-    p.add_argument("--resume", action="store_true")
-    a = vars(p.parse_args())
-    resume = a.pop("resume")
-    a = {k: (v if not isinstance(dataclasses.fields(TrainConfig)[0].type, bool) else v) for k, v in a.items()}
-    print(train(TrainConfig(**a), resume=resume))
+# ------------------------------------------------------------------------------------------- validation
+@dataclass
+class ValSet:
+    rgb: list[np.ndarray]  # ground truth crops, uint8 (S, S, 3)
+    l: torch.Tensor  # (N, 1, S, S)
+
+
+def load_val(paths: list[str], size: int) -> ValSet | None:
+    rgbs, ls = [], []
+    for p in paths:
+        rgb = load_rgb(Path(p))
+        if rgb is None:
+            continue
+        crop = color.to_uint8(center_fit(rgb, size))
+        rgbs.append(crop)
+        ls.append(to_l_ab(crop.astype(np.float32) / 255.0)[0])
+    return ValSet(rgbs, torch.from_numpy(np.stack(ls))) if rgbs else None
+
+
+def val_score(delta_e: float, colourfulness: float, truth_colourfulness: float) -> float:
+    """Mean ΔE2000, plus 0.2 ΔE per unit of colourfulness short of 80% of the ground truth's: ΔE alone
+    rewards muddy, desaturated colour (the mean is the safest guess), so the score keeps the vivid model."""
+    return delta_e + 0.2 * max(0.0, 0.8 * truth_colourfulness - colourfulness)
+
+
+@torch.no_grad()
+def validate(model: Generator, val: ValSet, device: torch.device, amp_dtype) -> tuple[dict, list[np.ndarray]]:
+    """-> (mean metrics, predicted RGB crops). Eval mode, batches of 16."""
+    was = model.training
+    model.eval()
+    preds = []
+    for start in range(0, len(val.rgb), 16):
+        l = val.l[start:start + 16].to(device)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            ab = model(l).float().permute(0, 2, 3, 1).cpu().numpy()
+        preds += [color.merge_l_ab(li[0].cpu().numpy(), a) for li, a in zip(l, ab)]
+    model.train(was)
+    rows = [{"delta_e": metrics.delta_e2000(t, p), "psnr": metrics.psnr(t, p),
+             "colourfulness": metrics.colourfulness(p), "truth_colourfulness": metrics.colourfulness(t)}
+            for t, p in zip(val.rgb, preds)]
+    summary = metrics.summarize(rows)
+    summary["score"] = val_score(summary["delta_e"], summary["colourfulness"], summary["truth_colourfulness"])
+    return summary, preds
+
+
+def sample_sheet(val: ValSet, preds: list[np.ndarray], count: int) -> np.ndarray:
+    """Rows of gray | prediction | ground truth."""
+    rows = []
+    for truth, pred in list(zip(val.rgb, preds))[:count]:
+        gray = color.merge_l_ab(color.luminance(truth), np.zeros(truth.shape[:2] + (2,), np.float32))
+        gap = np.full((truth.shape[0], 4, 3), 255, np.uint8)
+        rows.append(np.hstack([gray, gap, pred, gap, truth]))
+    return np.vstack([np.vstack([r, np.full((4, r.shape[1], 3), 255, np.uint8)]) for r in rows])
+
+
+# ------------------------------------------------------------------------------------------- the run
+@dataclass
+class Run:
+    """A run folder and the loop that fills it."""
+    cfg: TrainConfig
+    ctx: Dist
+    out: Path
+    reporter: Reporter
+    train_paths: list[str]
+    val: ValSet | None
+
+    def log(self, record: dict) -> None:
+        if self.ctx.main:
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def write_state(self, state: RunState) -> None:
+        if not self.ctx.main:
+            return
+        save_checkpoint(self.out / "last.ckpt", checkpoint_dict(state, self.cfg))
+        save_weights(state.saved_generator(), self.out / "model.safetensors", info=self.weights_info(state))
+
+    def weights_info(self, state: RunState, val: dict | None = None) -> dict:
+        return {"stage": state.stage, "step": state.step, "done": list(state.done), "val": val or {},
+                "train": json.loads(json.dumps(self.cfg.to_dict()))}
+
+    def validate(self, state: RunState, amp_dtype) -> None:
+        if not self.ctx.main or self.val is None:
+            return
+        summary, preds = validate(state.saved_generator(), self.val, self.ctx.device, amp_dtype)
+        tag = f"{state.stage}_{state.step:06d}"
+        write_image(self.out / "samples" / f"{tag}.jpg", sample_sheet(self.val, preds, self.cfg.samples), True)
+        self.log({"stage": state.stage, "step": state.step, "val": {k: round(v, 4) for k, v in summary.items()}})
+        if summary["score"] < state.best:
+            state.best, state.best_at = summary["score"], tag
+            save_weights(state.saved_generator(), self.out / "best.safetensors",
+                         info=self.weights_info(state, summary))
+        self.reporter.info(f"val {tag}: ΔE {summary['delta_e']:.2f}  PSNR {summary['psnr']:.2f}  colourfulness "
+                           f"{summary['colourfulness']:.1f}/{summary['truth_colourfulness']:.1f}  score "
+                           f"{summary['score']:.2f} (best {state.best:.2f} at {state.best_at})")
+
+    def batches(self, stage: str, start: int) -> Iterator:
+        total = stage_steps(self.cfg, stage)
+        sampler = StepBatches(len(self.train_paths), self.cfg.batch_size, self.cfg.seed, range(start, total),
+                              lambda s: size_at(self.cfg, stage, s), SAMPLE_OFFSET[stage], self.ctx.rank,
+                              self.ctx.world)
+        dataset = ColorPhotos(self.train_paths, self.cfg.seed, augment=True, noise=self.cfg.noise)
+        workers = self.cfg.workers if self.cfg.workers >= 0 else min(8, (os.cpu_count() or 2) // 2)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                                             pin_memory=self.ctx.device.type == "cuda",
+                                             prefetch_factor=4 if workers else None)
+        for l_in, l, ab in loader:
+            yield (t.to(self.ctx.device, non_blocking=True) for t in (l_in, l, ab))
+
+    def run_stage(self, state: RunState, stage: str, features: FeatureLoss | None, amp_dtype) -> None:
+        if state.stage != stage or state.g_opt is None:  # a fresh stage (a resume keeps its optimizers)
+            state.stage, state.step = stage, 0
+            make_optimizers(state, self.cfg, stage)
+            if stage != "pretrain" and state.ema is not None:
+                state.generator.load_state_dict(state.ema.state_dict())  # adversarial stages start from the average
+        total = stage_steps(self.cfg, stage)
+        self.reporter.stage(stage, total, state.step)
+        runner, frozen = None, None
+        window = {"t": time.perf_counter(), "n": 0, "sums": {}, "steps": 0}
+        for l_in, l, ab in self.batches(stage, state.step):
+            want = stage == "pretrain" and encoder_frozen(self.cfg, state.step)
+            if runner is None or want != frozen:  # requires_grad changes need a fresh DDP wrapper
+                frozen = want
+                state.generator.encoder.requires_grad_(not frozen)
+                runner = self.step_runner(state, features, amp_dtype)
+            self.set_lr(state, stage)
+            logs = getattr(runner, stage)(l_in, l, ab)
+            state.step += 1
+            if stage != "critic":
+                update_ema(state.ema, state.generator, self.cfg.ema, state.step)
+            self.after_step(state, stage, total, logs, window, len(l_in) * self.ctx.world, amp_dtype)
+        state.generator.encoder.requires_grad_(True)
+        state.generator.train()
+        state.done = tuple(dict.fromkeys((*state.done, stage)))
+        self.write_state(state)
+
+    def step_runner(self, state: RunState, features, amp_dtype) -> Step:
+        return Step(self.cfg, self.ctx, state, wrap_ddp(state.generator.train(), self.ctx),
+                    wrap_ddp(state.critic, self.ctx), features, amp_dtype)
+
+    def set_lr(self, state: RunState, stage: str) -> None:
+        if stage == "pretrain":
+            for group in state.g_opt.param_groups:
+                group["lr"] = self.cfg.lr * group["lr_mult"] * lr_factor(self.cfg, state.step)
+
+    def after_step(self, state, stage, total, logs, window, images, amp_dtype) -> None:
+        window["n"] += images
+        for k, v in logs.items():
+            window["sums"][k] = window["sums"].get(k, 0.0) + float(v)
+        window["steps"] += 1
+        last = state.step == total
+        if state.step % self.cfg.log_every == 0 or last:
+            rate = window["n"] / max(1e-9, time.perf_counter() - window["t"])
+            means = {k: round(v / window["steps"], 5) for k, v in window["sums"].items()}
+            self.log({"stage": stage, "step": state.step, **means, "img_per_s": round(rate, 2),
+                      "size": size_at(self.cfg, stage, state.step - 1), "time": round(time.time(), 1)})
+            self.reporter.update(state.step, "  ".join(f"{k} {v:.4f}" for k, v in means.items()) +
+                                 f"  {rate:.1f} img/s")
+            window.update(t=time.perf_counter(), n=0, sums={}, steps=0)
+        if stage != "critic" and (state.step % self.cfg.val_every == 0 or last):
+            self.validate(state, amp_dtype)
+        if state.step % self.cfg.save_every == 0 and not last:
+            self.write_state(state)
+
+
+# ------------------------------------------------------------------------------------------- entry point
+def amp_dtype_for(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if not cfg.amp or device.type == "mps":
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def photo_index(cfg: TrainConfig, ctx: Dist, out: Path, resume: bool) -> tuple[list[str], list[str], PhotoIndex]:
+    """Scan the folders once (or reuse the run's data.json on resume): (train files, val files, index)."""
+    saved = out / "data.json"
+    if resume and saved.exists():
+        d = json.loads(saved.read_text())
+        return d["train"], d["val"], PhotoIndex(d["train"] + d["val"], d["gray"], d["unreadable"])
+    root = Path(cfg.data)
+    if not root.is_dir():
+        raise TrainingError(f"--data {cfg.data}: not a folder")
+    index = scan_photos(find_images(root))
+    if not index.photos:
+        raise TrainingError(f"--data {cfg.data}: no usable colour photos ({index.summary()})")
+    if cfg.val:
+        if not Path(cfg.val).is_dir():
+            raise TrainingError(f"--val {cfg.val}: not a folder")
+        train_paths, val_paths = index.photos, scan_photos(find_images(Path(cfg.val))).photos
+    else:
+        train_paths, val_paths = split_val(index.photos, cfg.val_fraction, cfg.seed, cfg.val_max)
+    if ctx.main:
+        saved.write_text(json.dumps({"train": train_paths, "val": val_paths, "gray": index.gray,
+                                     "unreadable": index.unreadable}, indent=1))
+    return train_paths, val_paths, index
+
+
+def prepare_state(cfg: TrainConfig, ctx: Dist, out: Path, resume: bool) -> RunState:
+    """A fresh state, a resumed one, or (for a later stage in an existing run) the networks of the last one."""
+    ckpt_path = out / "last.ckpt"
+    state = new_state(cfg, ctx.device)
+    if cfg.amp and ctx.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        state.scaler = torch.amp.GradScaler("cuda")
+    if resume:
+        restore(state, load_checkpoint(ckpt_path), cfg)
+    elif ckpt_path.exists():
+        if cfg.stage in ("all", "pretrain"):
+            raise TrainingError(f"{out} already holds a run: continue it with --resume, or use a new --out")
+        restore(state, load_checkpoint(ckpt_path), cfg, weights_only=True)
+    elif cfg.stage in ("critic", "gan"):
+        raise TrainingError(f"--stage {cfg.stage} builds on a pretrained generator: run --stage pretrain "
+                            f"with --out {out} first")
+    return state
+
+
+def resume_config(cfg: TrainConfig) -> TrainConfig:
+    """On resume the stored settings win (same schedule), except where the run executes."""
+    path = Path(cfg.out) / "last.ckpt"
+    if not path.exists():
+        raise TrainingError(f"--resume: no checkpoint at {path}")
+    stored = TrainConfig.from_dict(load_checkpoint(path)["config"])
+    return dataclasses.replace(stored, out=cfg.out, device=cfg.device, workers=cfg.workers, threads=cfg.threads)
+
+
+def train(cfg: TrainConfig, resume: bool = False, reporter: Reporter | None = None) -> Path:
+    """Run (or resume) the stages of `cfg`; returns the run folder. Raises TrainingError with a clear message."""
+    cfg = (resume_config(cfg) if resume else cfg).check()
+    ctx = setup_distributed(cfg.device, cfg.threads)
+    reporter = reporter if (reporter is not None and ctx.main) else NullReporter()
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+    state = prepare_state(cfg, ctx, out, resume)
+    train_paths, val_paths, index = photo_index(cfg, ctx, out, resume)
+    if ctx.main:
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        if resume:
+            trim_metrics(out / "metrics.jsonl", state)
+    reporter.info(f"data: {index.summary()}; {len(train_paths)} train, {len(val_paths)} val")
+    amp_dtype = amp_dtype_for(cfg, ctx.device)
+    features = make_feature_loss(cfg, ctx.device, reporter)
+    run = Run(cfg, ctx, out, reporter, train_paths, load_val(val_paths[:cfg.val_max], cfg.val_size))
+    try:
+        for stage in (STAGES if cfg.stage == "all" else (cfg.stage,)):
+            if resume and STAGES.index(stage) < STAGES.index(state.stage):
+                continue
+            run.run_stage(state, stage, features, amp_dtype)
+    finally:
+        reporter.close()
+        if ctx.world > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+    return out
+
+
+def make_feature_loss(cfg: TrainConfig, device: torch.device, reporter: Reporter) -> FeatureLoss | None:
+    if cfg.perceptual == "none" or cfg.feature_weight == 0:
+        return None
+    if not cfg.pretrained:
+        reporter.info("note: --no-pretrained: the perceptual network has random weights (for tests only)")
+    return FeatureLoss(cfg.perceptual, pretrained=cfg.pretrained).to(device)
+
+
+def trim_metrics(path: Path, state: RunState) -> None:
+    """Drop log lines written after the checkpoint we resume from: they will be written again."""
+    if not path.exists():
+        return
+    here = (STAGES.index(state.stage), state.step)
+    keep = []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if (STAGES.index(rec["stage"]), rec["step"]) <= here:
+            keep.append(line)
+    path.write_text("".join(k + "\n" for k in keep))
