@@ -86,6 +86,6 @@ def summarize(rows: Iterable[Mapping[str, float]]) -> dict[str, float]:
         return {}
     out = {}
     for key in rows[0]:
-        values = [min(r[key], PSNR_CAP) if key.startswith("psnr") else r[key] for r in rows]
+        values = [min(r[key], PSNR_CAP) if "psnr" in key else r[key] for r in rows]
         out[key] = float(np.mean(values))
     return out

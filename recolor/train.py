@@ -103,8 +103,12 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
         for key in ("sizes", "size_fractions"):
-            d[key] = tuple(d[key])
+            if key in d:
+                d[key] = tuple(d[key])
         if isinstance(d.get("model"), dict):
             d["model"] = ModelConfig.from_dict(d["model"])
         return cls(**d)
@@ -707,7 +711,9 @@ def make_feature_loss(cfg: TrainConfig, device: torch.device, reporter: Reporter
         return None
     if not cfg.pretrained:
         reporter.info("note: --no-pretrained: the perceptual network has random weights (for tests only)")
-    return FeatureLoss(cfg.perceptual, pretrained=cfg.pretrained).to(device)
+    with torch.random.fork_rng(devices=[]):  # its own seed: a resumed run must build the very same network
+        torch.manual_seed(cfg.seed + 1)
+        return FeatureLoss(cfg.perceptual, pretrained=cfg.pretrained).to(device)
 
 
 def trim_metrics(path: Path, state: RunState) -> None:

@@ -1,0 +1,164 @@
+"""`recolor eval`: how good is a model on a folder of colour photos, in the numbers the literature quotes.
+
+Each colour photo is desaturated (its CIE L with a = b = 0, which is also the a=b=0 baseline), colorized by
+the model through the same engine as `recolor image` (render factor, luminance kept), and scored against the
+original with `metrics` (CIEDE2000 ΔE, PSNR, SSIM, colourfulness; definitions and references there). The
+same metrics for the baseline say how much colour the model adds; ground-truth colourfulness says how
+vivid real photos are. Photos are also grouped by source, the file-name prefix before the first `_`
+(e.g. `utkface_0042.jpg` -> `utkface`), because a face-heavy or otherwise skewed folder flatters a model.
+Gray ground-truth photos are skipped (nothing to measure), unreadable ones reported; neither stops the run.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import color, metrics
+from .data import is_near_gray
+from .images import ImageError, find_images, read_image, to_rgb8
+
+METRIC_NAMES = {"delta_e": "ΔE2000 ↓", "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "colourfulness": "colourfulness"}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    data: str
+    model: str = "default"
+    render_factor: int = 35
+    limit: int | None = None  # the first N photos (sorted by path)
+    device: str = "auto"
+    batch_size: int = 4
+
+
+@dataclass
+class EvalResult:
+    rows: list[dict] = field(default_factory=list)  # per photo: name, source, model_*, baseline_*, truth_colourfulness
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+
+    def summary(self, rows: Sequence[dict] | None = None) -> dict:
+        """{'count', 'model': {...}, 'baseline': {...}, 'truth': {'colourfulness'}} as means over photos."""
+        rows = self.rows if rows is None else rows
+        mean = metrics.summarize([{k: v for k, v in r.items() if isinstance(v, float)} for r in rows])
+        split = {"model": {}, "baseline": {}, "truth": {}}
+        for key, value in mean.items():
+            group, _, name = key.partition("_")
+            split[group][name] = value
+        return {"count": len(rows), **split}
+
+    def per_source(self) -> dict[str, dict]:
+        groups: dict[str, list[dict]] = defaultdict(list)
+        for r in self.rows:
+            groups[r["source"]].append(r)
+        return {source: self.summary(rows) for source, rows in sorted(groups.items())}
+
+    def to_json(self, config: EvalConfig) -> dict:
+        return {"data": config.data, "model": config.model, "render_factor": config.render_factor,
+                "psnr_cap_db": metrics.PSNR_CAP, **self.summary(), "per_source": self.per_source(),
+                "skipped": [{"file": f, "why": w} for f, w in self.skipped],
+                "images": [{k: min(v, metrics.PSNR_CAP) if "psnr" in k else v for k, v in r.items()} for r in self.rows]}
+
+
+def source_of(path: Path) -> str:
+    stem = path.stem
+    return stem.split("_", 1)[0] if "_" in stem else "(none)"
+
+
+def desaturate(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 -> the a=b=0 image: its own CIE L, no chroma (a neutral gray RGB uint8)."""
+    l = color.luminance(rgb)
+    return color.merge_l_ab(l, np.zeros(l.shape + (2,), np.float32))
+
+
+def score_photo(name: str, source: str, truth: np.ndarray, gray: np.ndarray, pred: np.ndarray) -> dict:
+    row: dict = {"name": name, "source": source}
+    for prefix, image in (("model", pred), ("baseline", gray)):
+        row.update({f"{prefix}_{k}": v for k, v in metrics.image_metrics(truth, image).items()})
+    row["truth_colourfulness"] = metrics.colourfulness(truth)
+    return row
+
+
+def load_truth(path: Path) -> np.ndarray:
+    """A photo as RGB uint8 (alpha dropped, 16-bit reduced); ImageError if unreadable or gray."""
+    rgb = to_rgb8(read_image(path))
+    if min(rgb.shape[:2]) < 11:
+        raise ImageError(f"{path}: smaller than 11×11 pixels (too small for SSIM)")
+    if is_near_gray(rgb.astype(np.float32) / 255.0):
+        raise ImageError(f"{path}: gray ground truth (nothing to measure)")
+    return rgb
+
+
+def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = 35, batch_size: int = 4,
+                    on_photo: Callable[[Path], None] | None = None) -> EvalResult:
+    """Score a Colorizer (anything with `colorize_batch`) on colour photo files."""
+    result = EvalResult()
+    batch: list[tuple[Path, np.ndarray, np.ndarray]] = []
+
+    def flush() -> None:
+        preds = colorizer.colorize_batch([g for _, _, g in batch], render_factor, batch_size)
+        for (path, truth, gray), pred in zip(batch, preds):
+            result.rows.append(score_photo(path.name, source_of(path), truth, gray, pred[:, :, :3]))
+            if on_photo:
+                on_photo(path)
+        batch.clear()
+
+    for path in paths:
+        try:
+            truth = load_truth(path)
+        except ImageError as e:
+            result.skipped.append((str(path), str(e).removeprefix(f"{path}: ")))
+            if on_photo:
+                on_photo(path)
+            continue
+        batch.append((path, truth, desaturate(truth)))
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return result
+
+
+def evaluate(config: EvalConfig, on_photo: Callable[[Path], None] | None = None) -> EvalResult:
+    """Load the model named in `config` and score it on the photos under `config.data`."""
+    from .engine import Colorizer
+    paths = eval_paths(config)
+    colorizer = Colorizer.from_pretrained(config.model, config.device)
+    return evaluate_photos(colorizer, paths, config.render_factor, config.batch_size, on_photo)
+
+
+def eval_paths(config: EvalConfig) -> list[Path]:
+    root = Path(config.data)
+    if not root.is_dir():
+        raise ValueError(f"--data {config.data}: not a folder")
+    paths = find_images(root)[: config.limit] if config.limit else find_images(root)
+    if not paths:
+        raise ValueError(f"--data {config.data}: no images found")
+    return paths
+
+
+def write_json(result: EvalResult, config: EvalConfig, path: Path) -> None:
+    from .images import write_atomic
+    write_atomic(path, json.dumps(result.to_json(config), indent=1).encode(), overwrite=True)
+
+
+def tables(result: EvalResult):
+    """Rich tables: the overall comparison, and ΔE / colourfulness per source."""
+    from rich.table import Table
+    s = result.summary()
+    main = Table(title=f"{s['count']} photos")
+    for col in ("metric", "model", "a=b=0 baseline", "ground truth"):
+        main.add_column(col, justify="left" if col == "metric" else "right")
+    for key, label in METRIC_NAMES.items():
+        truth = f"{s['truth']['colourfulness']:.1f}" if key == "colourfulness" else ""
+        main.add_row(label, f"{s['model'][key]:.3f}", f"{s['baseline'][key]:.3f}", truth)
+    per = Table(title="per source (file-name prefix)")
+    for col in ("source", "photos", "ΔE model", "ΔE baseline", "colourfulness model", "ground truth"):
+        per.add_column(col, justify="left" if col == "source" else "right")
+    for source, t in result.per_source().items():
+        per.add_row(source, str(t["count"]), f"{t['model']['delta_e']:.2f}", f"{t['baseline']['delta_e']:.2f}",
+                    f"{t['model']['colourfulness']:.1f}", f"{t['truth']['colourfulness']:.1f}")
+    return main, per
