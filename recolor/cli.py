@@ -128,6 +128,75 @@ def video_command(
                                                         if result.skipped else ""), highlight=False)
 
 
+@app.command("train")
+def train_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints, logs, samples, model.safetensors.")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Folder of colour photos (recursive).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")] = False,
+    stage: Annotated[Optional[str], typer.Option("--stage", help="pretrain, critic, gan or all.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Architecture (recolor-small, ...) or a .safetensors to fine-tune.")] = None,
+    val: Annotated[Optional[Path], typer.Option("--val", help="Validation photos (default: a fixed hold-out of --data).")] = None,
+    pretrain_steps: Annotated[Optional[int], typer.Option("--pretrain-steps", min=0)] = None,
+    critic_steps: Annotated[Optional[int], typer.Option("--critic-steps", min=0)] = None,
+    gan_steps: Annotated[Optional[int], typer.Option("--gan-steps", min=0)] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", min=1, help="Per process.")] = None,
+    perceptual: Annotated[Optional[str], typer.Option("--perceptual", help="mobilenet_v2, vgg16_bn or none.")] = None,
+    pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="ImageNet weights for encoder and perceptual net.")] = None,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16/fp16 autocast.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    device: DeviceOpt = "auto",
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Data-loader processes (-1: half the cores).")] = -1,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: all cores).")] = 0,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Start from the settings in this JSON (e.g. a run's config.json).")] = None,
+) -> None:
+    """Train a colorizer on your photos (pretrain → critic → GAN); resumable, DDP under torchrun."""
+    import json
+    from .train import TrainConfig, TrainingError, RichReporter, train
+    options = {"data": data and str(data), "stage": stage, "model": model, "val": val and str(val), "seed": seed,
+               "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
+               "batch_size": batch_size, "perceptual": perceptual, "pretrained": pretrained, "amp": amp}
+    base = json.loads(config.read_text()) if config else {}
+    settings = {**base, **{k: v for k, v in options.items() if v is not None}, "out": str(out), "device": device,
+                "workers": workers, "threads": threads}
+    if not settings.get("data") and not resume:
+        fail("--data is required (except with --resume)")
+    try:
+        run = train(TrainConfig.from_dict({"data": "", **settings}), resume, RichReporter(console))
+    except (TrainingError, ValueError, OSError) as e:
+        fail(str(e))
+    console.print(f"done: {run / 'model.safetensors'} (latest), {run / 'best.safetensors'} (best on val)")
+
+
+@app.command("eval")
+def eval_command(
+    data: Annotated[Path, typer.Option("--data", help="Folder of colour photos to desaturate and colorize.")],
+    model: ModelOpt = "default",
+    render_factor: Annotated[int, typer.Option("--render-factor", "-r", min=7, max=64)] = 35,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write every number (per photo too) here.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N photos.")] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Score a model on colour photos: ΔE2000, PSNR, SSIM, colourfulness, against the a=b=0 baseline."""
+    from rich.progress import Progress
+    from .evaluate import EvalConfig, eval_paths, evaluate, tables, write_json
+    from .weights import WeightsError
+    cfg = EvalConfig(str(data), model, render_factor, limit, device)
+    try:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("scoring", total=len(eval_paths(cfg)))
+            result = evaluate(cfg, on_photo=lambda _: bar.advance(task))
+    except (WeightsError, ValueError) as e:
+        fail(str(e).splitlines()[0])
+    if not result.rows:
+        fail(f"no colour photos could be scored ({len(result.skipped)} skipped)", 1)
+    for table in tables(result):
+        Console().print(table)
+    if result.skipped:
+        console.print(f"skipped {len(result.skipped)}: " + "; ".join(f"{Path(f).name} ({w})" for f, w in result.skipped[:5]))
+    if json_out:
+        write_json(result, cfg, json_out)
+
+
 @app.command("models")
 def models_command() -> None:
     """The models recolor knows: embedded, cached from the Hub, and the architectures it can train."""
