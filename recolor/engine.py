@@ -29,6 +29,10 @@ class InferenceConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 autocast on GPU) | fp32 | fp16 | bf16
     batch_size: int = 4
+    runtime: str = "torch"  # torch | onnx (optional extra: fp32 on the CPU via ONNX Runtime)
+
+
+RUNTIMES = ("torch", "onnx")
 
 
 def pick_device(name: str = "auto"):
@@ -68,10 +72,12 @@ def autocast_dtype(device, precision: str):
 class Colorizer:
     """A generator on a device. Stateless between calls: it never keeps an image."""
 
-    def __init__(self, model, device="cpu", precision: str = "auto", source=None, metadata: dict | None = None):
+    def __init__(self, model, device="cpu", precision: str = "auto", source=None, metadata: dict | None = None,
+                 runtime: str = "torch"):
         import torch
         self.device = pick_device(device) if isinstance(device, str) else device
         self.dtype = autocast_dtype(self.device, precision)
+        self.onnx = self._onnx_model(model, source, runtime)
         self.model = model.eval().to(self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # render sizes repeat, so tuned kernels pay off
@@ -80,15 +86,29 @@ class Colorizer:
         self.metadata = metadata or {}
 
     @classmethod
-    def from_pretrained(cls, name: str = "default", device: str = "auto", precision: str = "auto") -> "Colorizer":
+    def from_pretrained(cls, name: str = "default", device: str = "auto", precision: str = "auto",
+                        runtime: str = "torch") -> "Colorizer":
         """name: "default", an embedded model, a .safetensors path, or owner/repo[@revision] on the Hub."""
         from .weights import load_model
         model, source, meta = load_model(name)
-        return cls(model, device, precision, source, meta)
+        return cls(model, device, precision, source, meta, runtime)
+
+    def _onnx_model(self, model, source, runtime: str):
+        """The ONNX Runtime session for runtime="onnx" (None for torch); only fp32 on the CPU is offered."""
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+        if runtime == "torch":
+            return None
+        if self.device.type != "cpu" or self.dtype is not None:
+            raise ValueError("--runtime onnx runs fp32 on the CPU only: use --device cpu and --precision fp32/auto")
+        from .onnx_runtime import OnnxModel
+        return OnnxModel.for_model(model, getattr(source, "path", None))
 
     # ------------------------------------------------------------------------------------------- network
     def predict_ab(self, l_small: np.ndarray) -> np.ndarray:
         """One network call: L (B, h, w) in [0, 100], h and w multiples of 32 -> ab (B, h, w, 2) float32."""
+        if self.onnx is not None:
+            return np.ascontiguousarray(self.onnx(l_small[:, None]).transpose(0, 2, 3, 1))  # (B, h, w, 2)
         import torch
         x = torch.from_numpy(np.ascontiguousarray(l_small, dtype=np.float32)).unsqueeze(1)  # (B, 1, h, w)
         if self.device.type == "cuda":

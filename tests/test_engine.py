@@ -107,3 +107,36 @@ def test_public_api_imports_lazily():
             "assert 'torch' in sys.modules and callable(colorize_image)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+
+
+def test_bf16_on_cpu_keeps_luminance_exact_and_chroma_close(model_file, colorizer, photo):
+    """bf16 autocast only touches the network: the output L is still the input's, chroma moves a little."""
+    bf16 = Colorizer.from_pretrained(str(model_file), device="cpu", precision="bf16")
+    out = bf16.colorize(photo, 12)
+    assert np.abs(l_of(out) - l_of(photo)).max() < 1.0
+    l = l_of(photo)
+    ab16, ab32 = bf16.chroma([l], 12)[0], colorizer.chroma([l], 12)[0]
+    assert ab16.dtype == np.float32 and np.abs(ab16 - ab32).mean() < 1.0
+
+
+def test_unknown_runtime_and_onnx_with_autocast_are_errors(model_file):
+    with pytest.raises(ValueError, match="unknown runtime"):
+        Colorizer.from_pretrained(str(model_file), device="cpu", runtime="tensorrt")
+    with pytest.raises(ValueError, match="fp32 on the CPU"):
+        Colorizer.from_pretrained(str(model_file), device="cpu", precision="bf16", runtime="onnx")
+
+
+def test_onnx_runtime_matches_torch_and_exports_once(model_file, colorizer, photo, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path))
+    onnx = Colorizer.from_pretrained(str(model_file), device="cpu", runtime="onnx")
+    l = np.stack([l_of(photo)[:96, :160], l_of(photo)[100:196, :160]])  # (2, 96, 160): batch and a non-square size
+    assert np.abs(onnx.predict_ab(l) - colorizer.predict_ab(l)).max() < 1e-2
+    out = onnx.colorize(photo, 12)
+    assert np.abs(l_of(out) - l_of(photo)).max() < 1.0
+    exported = list((tmp_path / "onnx").glob("*.onnx"))
+    assert len(exported) == 1
+    stamp = exported[0].stat().st_mtime_ns
+    Colorizer.from_pretrained(str(model_file), device="cpu", runtime="onnx")  # cached: no second export
+    assert exported[0].stat().st_mtime_ns == stamp
