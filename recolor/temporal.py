@@ -42,7 +42,7 @@ CUT_MIN_RELIABLE = 0.2  # fewer reliable flow pixels than this also means "new s
 
 
 # ----------------------------------------------------------------------------------------------- flow
-def _dis() -> cv2.DISOpticalFlow:
+def make_dis() -> cv2.DISOpticalFlow:
     # MEDIUM is ~2x slower than FAST but far steadier on low-texture film grain; at render size it is a few ms.
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
@@ -77,7 +77,7 @@ def reliable_mask(flow_b: np.ndarray, flow_f: np.ndarray, l_cur: np.ndarray, l_p
     same_surface = np.abs(l_cur - l_prev_warped) < L_TOLERANCE
     gx, gy = np.meshgrid(np.arange(w), np.arange(h))
     x, y = gx + flow_b[..., 0], gy + flow_b[..., 1]
-    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    inside = (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)  # within half a pixel: border replicate is fine
     return consistent & same_surface & inside
 
 
@@ -123,7 +123,7 @@ class TemporalSmoother:
             self.scene_cuts += 1
             return ab
         if self._dis is None:
-            self._dis = _dis()
+            self._dis = make_dis()
         cur8, prev8 = to_gray8(l_small), to_gray8(self._prev_l)
         flow_b, flow_f = flow(self._dis, cur8, prev8), flow(self._dis, prev8, cur8)
         mask = reliable_mask(flow_b, flow_f, l_small, warp(self._prev_l, flow_b))
@@ -137,28 +137,40 @@ class TemporalSmoother:
 
 
 # ----------------------------------------------------------------------------------------------- measuring
-def warping_error(ab_prev: np.ndarray, ab_cur: np.ndarray, l_prev: np.ndarray, l_cur: np.ndarray,
-                  dis: cv2.DISOpticalFlow | None = None) -> float:
-    """Lai et al. 2018 warping error of chroma between two output frames: mean squared a/b difference between
-    frame t and frame t-1 warped onto it, over non-occluded pixels, with flow from the *input* L (so the
-    colorizer's own output cannot fool the flow)."""
-    dis = dis or _dis()
+def input_flow(l_prev: np.ndarray, l_cur: np.ndarray, dis: cv2.DISOpticalFlow | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Backward flow (t -> t-1) and its reliable-pixel mask, computed on the *input* luminance, so that the
+    colorizer's own output cannot fool the measurement."""
+    dis = dis or make_dis()
     cur8, prev8 = to_gray8(l_cur), to_gray8(l_prev)
     flow_b, flow_f = flow(dis, cur8, prev8), flow(dis, prev8, cur8)
-    mask = reliable_mask(flow_b, flow_f, l_cur, warp(l_prev, flow_b))
+    return flow_b, reliable_mask(flow_b, flow_f, l_cur, warp(l_prev, flow_b))
+
+
+def warping_error(ab_prev: np.ndarray, ab_cur: np.ndarray, flow_b: np.ndarray, mask: np.ndarray) -> float:
+    """Lai et al. 2018 warping error of chroma between output frames t-1 and t: mean squared a/b difference
+    between frame t and frame t-1 warped onto it, over the non-occluded pixels (see `input_flow`)."""
     if not mask.any():
         return float("nan")
     diff = ab_cur - warp(ab_prev, flow_b)
     return float(np.mean(np.sum(diff[mask] ** 2, axis=-1)))
 
 
-def _histograms(rgb: np.ndarray) -> np.ndarray:
+def mean_warping_error(ab_frames: list[np.ndarray], l_frames: list[np.ndarray]) -> float:
+    """warping_error averaged over consecutive pairs of a clip (ab (H, W, 2), L (H, W) of the input)."""
+    dis = make_dis()
+    errors = [warping_error(ab_frames[t - 1], ab_frames[t], *input_flow(l_frames[t - 1], l_frames[t], dis))
+              for t in range(1, len(ab_frames))]
+    return float(np.nanmean(errors)) if errors else float("nan")
+
+
+def channel_histograms(rgb: np.ndarray) -> np.ndarray:
     """(3, 256) normalised per-channel histograms of an RGB uint8 frame."""
     hist = np.stack([np.bincount(rgb[..., c].ravel(), minlength=256) for c in range(3)]).astype(np.float64)
     return hist / hist.sum(axis=1, keepdims=True)
 
 
-def _js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     """Mean over rows of the Jensen–Shannon divergence (natural log, in [0, ln 2])."""
     m = (p + q) / 2
 
@@ -171,8 +183,8 @@ def _js_divergence(p: np.ndarray, q: np.ndarray) -> float:
 def cdc(frames_rgb: list[np.ndarray], offsets: tuple[int, ...] = (1, 2, 4)) -> float:
     """Colour distribution consistency: JS divergence of per-channel RGB histograms of frames t and t+k,
     averaged over t, then over k in offsets. Lower is steadier."""
-    hists = [_histograms(f) for f in frames_rgb]
-    per_offset = [np.mean([_js_divergence(hists[t], hists[t + k]) for t in range(len(hists) - k)])
+    hists = [channel_histograms(f) for f in frames_rgb]
+    per_offset = [np.mean([js_divergence(hists[t], hists[t + k]) for t in range(len(hists) - k)])
                   for k in offsets if len(hists) > k]
     return float(np.mean(per_offset)) if per_offset else float("nan")
 

@@ -42,6 +42,8 @@ OUTPUT_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv")  # containers that hold H.2
 BACKENDS = ("pyav", "opencv")
 _AUDIO_LEAD_S = 1.0  # mux audio up to this far ahead of the video, so the muxer can interleave
 _DONE = object()  # end-of-stream marker in the queues
+_STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+_STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
 class VideoError(Exception):
@@ -209,32 +211,44 @@ class PyAVReader:
                          duration, len(self.container.streams.audio))
 
     def frames(self) -> Iterator[tuple[np.ndarray, int, int, int]]:
-        """Yields (RGB uint8 (H, W, 3), pts, duration, rotation) in the source time base."""
-        import av
+        """Yields (RGB uint8 (H, W, 3), pts, duration, rotation) in the source time base.
+
+        A frame the decoder rejects is replaced by the previous picture at the lost frame's timestamp (with a
+        warning), so the frame count and timing still match the source."""
         tb, step = self.info.time_base, max(1, round(1 / (self.info.rate * self.info.time_base)))
         if self.start > 0:
             self.container.seek(int(self.start / tb), stream=self.stream, backward=True)
         end = self.start + self.duration if self.duration else math.inf
-        last_pts = None
-        for frame in self._decoded():
-            pts = frame.pts if frame.pts is not None else (last_pts + step if last_pts is not None else 0)
+        last_pts, last_rgb, rotation = None, None, 0
+        for frame, pts, duration in self._decoded():
+            pts = pts if pts is not None else (last_pts + step if last_pts is not None else 0)
             t = float(pts * tb)
             if t < self.start - 1e-6:
                 continue
             if t >= end - 1e-6:
                 break
-            if last_pts is not None and pts <= last_pts:  # broken timestamps: keep them strictly increasing
-                pts = last_pts + step
-            last_pts = pts
-            try:
-                rgb = frame.to_ndarray(format="rgb24")
-            except (av.error.FFmpegError, ValueError) as e:
-                self._skip(f"frame at {t:.3f} s cannot be converted ({_first_line(e)})")
+            if last_pts is not None and pts <= last_pts:
+                if frame is None:
+                    continue  # a lost frame we cannot place (reordered codec): it is only skipped
+                pts = last_pts + step  # broken timestamps: keep them strictly increasing
+            rgb = last_rgb if frame is None else self._to_rgb(frame, t)
+            if rgb is None:
                 continue
-            yield rgb, pts, frame.duration or step, frame.rotation
+            if frame is not None:
+                rotation = frame.rotation
+            last_pts, last_rgb = pts, rgb
+            yield rgb, pts, duration or step, rotation
+
+    def _to_rgb(self, frame, t: float) -> np.ndarray | None:
+        import av
+        try:
+            return frame.to_ndarray(format="rgb24")
+        except (av.error.FFmpegError, ValueError) as e:
+            self._skip(f"frame at {t:.3f} s cannot be converted ({_first_line(e)})")
+            return None
 
     def _decoded(self):
-        """Decoded frames; a packet the decoder rejects is reported and skipped, not fatal."""
+        """(frame, pts, duration) in decode order; (None, pts, duration) for a packet the decoder rejected."""
         import av
         packets = self.container.demux(self.stream)
         while True:
@@ -246,9 +260,13 @@ class PyAVReader:
                 self._skip(f"stopped reading at a damaged part of the file ({_first_line(e)})")
                 return
             try:
-                yield from packet.decode()
+                for frame in packet.decode():
+                    yield frame, frame.pts, frame.duration
             except av.error.FFmpegError as e:
-                self._skip(f"a corrupt packet was skipped ({_first_line(e)})")
+                when = f" at {float(packet.pts * packet.time_base):.3f} s" if packet.pts is not None else ""
+                self._skip(f"a corrupt frame{when} was replaced by the previous one ({_first_line(e)})")
+                if packet.pts is not None:
+                    yield None, packet.pts, packet.duration
 
     def _skip(self, message: str) -> None:
         self.skipped += 1
@@ -307,16 +325,17 @@ class _AudioCopy:
         import av
         self.container = av.open(str(source))
         self.offset_s, self.end_s, self.trimmed = offset_s, end_s, trimmed
-        self.routes = {}  # source stream -> (output stream, copy?)
+        self.routes = {}  # source stream -> (output stream, None to copy packets or a resampler to re-encode)
         for stream in self.container.streams.audio:
             try:
-                self.routes[stream] = (out.add_stream_from_template(stream), True)
-            except ValueError:  # e.g. pcm or vorbis into mp4
-                stream.thread_type = "AUTO"
-                enc = out.add_stream("aac", rate=stream.codec_context.sample_rate or 48000)
-                if stream.codec_context.layout is not None:
-                    enc.layout = stream.codec_context.layout
-                self.routes[stream] = (enc, False)
+                self.routes[stream] = (out.add_stream_from_template(stream), None)
+            except ValueError:  # a codec the container cannot hold, e.g. 8-bit PCM into mp4
+                rate = stream.codec_context.sample_rate or 48000
+                # the standard layout for the channel count: AAC refuses unordered ones ("1 channels")
+                layout = _STANDARD_LAYOUTS.get(stream.codec_context.channels, "stereo")
+                enc = out.add_stream("aac", rate=rate)
+                enc.format, enc.layout = "fltp", layout
+                self.routes[stream] = (enc, av.AudioResampler(format="fltp", layout=layout, rate=rate))
         self.summary = _audio_summary(self.routes)
         self.packets = self._packets() if self.routes else iter(())
         self._pending = None
@@ -351,9 +370,9 @@ class _AudioCopy:
         # match the source's exactly); a slice keeps packets that start inside it.
         if self.trimmed and (t < self.offset_s - 1e-6 or (self.end_s is not None and t >= self.end_s - 1e-6)):
             return
-        out_stream, copy = self.routes[packet.stream]
+        out_stream, resampler = self.routes[packet.stream]
         shift = int(round(self.offset_s / tb))
-        if copy:
+        if resampler is None:
             packet.pts = None if packet.pts is None else packet.pts - shift
             packet.dts = None if packet.dts is None else packet.dts - shift
             packet.stream = out_stream
@@ -361,14 +380,17 @@ class _AudioCopy:
             return
         for frame in packet.decode():
             frame.pts = None if frame.pts is None else frame.pts - shift
-            out_stream.container.mux(out_stream.encode(frame))
+            for converted in resampler.resample(frame):
+                out_stream.container.mux(out_stream.encode(converted))
 
     def close(self) -> None:
         if self.container is None:
             return
-        for out_stream, copy in self.routes.values():
-            if not copy:
+        for out_stream, resampler in self.routes.values():
+            if resampler is not None:
                 try:
+                    for converted in resampler.resample(None):
+                        out_stream.container.mux(out_stream.encode(converted))
                     out_stream.container.mux(out_stream.encode(None))
                 except Exception as e:  # flushing an encoder that never started
                     log.debug("audio flush: %s", e)
@@ -379,7 +401,7 @@ class _AudioCopy:
 def _audio_summary(routes: dict) -> str:
     if not routes:
         return "no audio in the source"
-    copied = sum(1 for _, copy in routes.values() if copy)
+    copied = sum(1 for _, resampler in routes.values() if resampler is None)
     parts = ([f"{copied} audio stream{'s' * (copied > 1)} copied"] if copied else []) + (
         [f"{len(routes) - copied} re-encoded to AAC"] if len(routes) > copied else [])
     return ", ".join(parts)
@@ -398,7 +420,9 @@ def _pad_even(rgb: np.ndarray) -> np.ndarray:
 
 
 def _first_line(e: Exception) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+    """FFmpeg's reason without the errno and file name PyAV wraps it in."""
+    text = getattr(e, "strerror", None) or str(e)
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 # ----------------------------------------------------------------------------------------------- OpenCV
