@@ -11,24 +11,39 @@ import numpy as np
 RENDER_FACTOR_MIN, RENDER_FACTOR_MAX = 7, 64
 
 
+def unit_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8, uint16 or float pixels -> float32 in [0, 1]."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255.0
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / 65535.0
+    if np.issubdtype(pixels.dtype, np.floating):
+        return np.clip(pixels.astype(np.float32), 0.0, 1.0)
+    raise ValueError(f"unsupported pixel type {pixels.dtype} (expected uint8, uint16 or float)")
+
+
+def check_image(image: np.ndarray) -> None:
+    if not (image.ndim == 2 or image.ndim == 3 and image.shape[2] in (1, 3, 4)):
+        raise ValueError(f"unsupported image shape {image.shape} (expected H×W, H×W×3 or H×W×4)")
+
+
 def to_float_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Any gray/RGB/RGBA image (uint8, uint16 or float in [0, 1]) -> (RGB float32 in [0, 1], alpha or None)."""
-    if image.dtype == np.uint8:
-        img = image.astype(np.float32) / 255.0
-    elif image.dtype == np.uint16:
-        img = image.astype(np.float32) / 65535.0
-    elif np.issubdtype(image.dtype, np.floating):
-        img = np.clip(image.astype(np.float32), 0.0, 1.0)
-    else:
-        raise ValueError(f"unsupported pixel type {image.dtype} (expected uint8, uint16 or float)")
+    img = unit_float(image)
+    check_image(img)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if img.ndim == 2:
         return np.repeat(img[:, :, None], 3, axis=2), None
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        raise ValueError(f"unsupported image shape {image.shape} (expected H×W, H×W×3 or H×W×4)")
     alpha = img[:, :, 3].copy() if img.shape[2] == 4 else None
     return np.ascontiguousarray(img[:, :, :3]), alpha
+
+
+def alpha_channel(image: np.ndarray) -> np.ndarray | None:
+    """The alpha plane of an RGBA image as uint8 (H, W), or None."""
+    if image.ndim != 3 or image.shape[2] != 4:
+        return None
+    return image[:, :, 3].copy() if image.dtype == np.uint8 else to_uint8(unit_float(image[:, :, 3]))
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -41,10 +56,38 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_Lab2RGB)
 
 
+STRIP_ROWS = 256  # full-size images are converted in strips of rows: temporaries stay a few MB, not GBs
+
+
+def strips(height: int):
+    """Row slices covering 0..height, STRIP_ROWS at a time."""
+    return (slice(top, min(top + STRIP_ROWS, height)) for top in range(0, height, STRIP_ROWS))
+
+
 def luminance(image: np.ndarray) -> np.ndarray:
-    """L channel (H, W) float32 in [0, 100] of any supported image."""
-    rgb, _ = to_float_rgb(image)
-    return rgb_to_lab(rgb)[:, :, 0]
+    """L channel (H, W) float32 in [0, 100] of any supported image.
+
+    8-bit gray (the usual B&W photo or film frame) is a table lookup: 256 values, each converted by OpenCV,
+    so the result is identical to the full conversion. Anything else is converted strip by strip."""
+    check_image(image)
+    if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] == 1):
+        return _gray8_to_l()[image.reshape(image.shape[:2])]
+    l = np.empty(image.shape[:2], np.float32)
+    for rows in strips(image.shape[0]):
+        rgb, _ = to_float_rgb(image[rows])
+        l[rows] = rgb_to_lab(rgb)[:, :, 0]
+    return l
+
+
+_GRAY8_L: list[np.ndarray] = []
+
+
+def _gray8_to_l() -> np.ndarray:
+    """(256,) float32: L of each 8-bit gray level, computed once by the same OpenCV conversion."""
+    if not _GRAY8_L:
+        levels = np.repeat((np.arange(256, dtype=np.float32) / 255.0)[None, :, None], 3, axis=2)  # (1, 256, 3)
+        _GRAY8_L.append(np.ascontiguousarray(rgb_to_lab(levels)[0, :, 0]))
+    return _GRAY8_L[0]
 
 
 def check_render_factor(render_factor: int) -> int:
@@ -123,18 +166,22 @@ def merge_l_ab(l_full: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Full-resolution L (H, W) + chroma at any size (h, w, 2) -> RGB uint8 (H, W, 3) with the same L.
 
     OpenCV converts every pixel (fast); only pixels it clipped (a channel at 0 or 1: usually a few
-    percent) are redone by `desaturate_into_gamut`, which keeps their luminance."""
-    ab = upsample_ab(ab.astype(np.float32), l_full.shape[:2])
-    lab = np.dstack([l_full, ab])
-    rgb = lab_to_rgb(lab)
-    edge = ((rgb <= 0.0) | (rgb >= 1.0)).any(axis=-1)
-    if edge.any():
-        rgb[edge] = desaturate_into_gamut(lab[edge])
-    return to_uint8(rgb)
+    percent) are redone by `desaturate_into_gamut`, which keeps their luminance. Done in strips of rows,
+    so a 12-megapixel photo needs tens of MB of temporaries instead of a GB."""
+    ab = upsample_ab(ab.astype(np.float32, copy=False), l_full.shape[:2])
+    out = np.empty(l_full.shape[:2] + (3,), np.uint8)
+    for rows in strips(l_full.shape[0]):
+        lab = np.dstack([l_full[rows], ab[rows]])
+        rgb = lab_to_rgb(lab)
+        edge = ((rgb <= 0.0) | (rgb >= 1.0)).any(axis=-1)
+        if edge.any():
+            rgb[edge] = desaturate_into_gamut(lab[edge])
+        out[rows] = to_uint8(rgb)
+    return out
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return (np.clip(rgb, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
 
 
 def ab_of(rgb: np.ndarray) -> np.ndarray:

@@ -167,15 +167,14 @@ class Colorizer:
     def colorize_batch(self, images: Sequence[np.ndarray], render_factor: int = DEFAULT_RENDER_FACTOR,
                        batch_size: int = 4) -> list[np.ndarray]:
         """Many images -> colour images; see `colorize`."""
-        prepared = [color.to_float_rgb(np.asarray(im)) for im in images]
-        l_full = [color.rgb_to_lab(rgb)[:, :, 0] for rgb, _ in prepared]
+        images = [np.asarray(im) for im in images]
+        l_full = [color.luminance(im) for im in images]  # only L is kept: no full-size RGB/Lab copies
         ab = self.chroma(l_full, render_factor, batch_size)
         results = []
-        for l, a, (_, alpha) in zip(l_full, ab, prepared):
+        for im, l, a in zip(images, l_full, ab):
             rgb = color.merge_l_ab(l, a)
-            if alpha is not None:
-                rgb = np.dstack([rgb, color.to_uint8(alpha)])
-            results.append(rgb)
+            alpha = color.alpha_channel(im)
+            results.append(rgb if alpha is None else np.dstack([rgb, alpha]))
         return results
 
     def colorize(self, image: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR) -> np.ndarray:

@@ -65,3 +65,28 @@ def test_zero_chroma_gives_gray(gray_photo):
     out = color.merge_l_ab(l_full, np.zeros((16, 16, 2), np.float32))
     assert np.abs(out[:, :, 0].astype(int) - out[:, :, 2]).max() <= 1
     assert np.abs(out[:, :, 0].astype(int) - gray_photo).max() <= 1
+
+
+def test_gray8_luminance_lookup_equals_the_full_conversion():
+    gray = np.random.default_rng(1).integers(0, 256, (300, 257), dtype=np.uint8)
+    gray[0, :256] = np.arange(256)  # every level
+    full = color.rgb_to_lab(color.to_float_rgb(gray)[0])[:, :, 0]
+    assert np.array_equal(color.luminance(gray), full)
+    assert np.array_equal(color.luminance(gray[:, :, None]), full)
+
+
+def test_strip_by_strip_equals_whole_image(monkeypatch):
+    """Images taller than a strip: luminance and merge give what a one-strip conversion gives."""
+    rng = np.random.default_rng(2)
+    rgb16 = rng.integers(0, 65536, (70, 40, 4), dtype=np.uint16)
+    l, ab = color.luminance(rgb16), rng.normal(0, 40, (9, 5, 2)).astype(np.float32)
+    merged = color.merge_l_ab(l, ab)
+    monkeypatch.setattr(color, "STRIP_ROWS", 16)
+    assert np.array_equal(color.luminance(rgb16), l)
+    assert np.array_equal(color.merge_l_ab(l, ab), merged)
+
+
+def test_alpha_channel_scales_like_the_colour():
+    rgba16 = np.zeros((2, 3, 4), np.uint16)
+    rgba16[:, :, 3] = 65535
+    assert color.alpha_channel(rgba16).min() == 255 and color.alpha_channel(rgba16[:, :, :3]) is None
