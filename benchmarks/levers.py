@@ -24,7 +24,7 @@ import torch
 from recolor import color
 from recolor.engine import Colorizer
 
-from .common import RESULTS, machine, val_photos
+from .common import RESULTS, SHARED_DATA, machine, val_photos
 
 
 def paired_ratio(base: Callable[[], object], lever: Callable[[], object], reps: int) -> float:
@@ -53,6 +53,21 @@ def lever_channels_last(model, x, reps) -> dict:
     cl_model = _copy(model).to(memory_format=torch.channels_last)
     cl_x = x.contiguous(memory_format=torch.channels_last)
     return {"speed": paired_ratio(lambda: run_model(model, x), lambda: run_model(cl_model, cl_x), reps)}
+
+
+def lever_bf16_channels_last(model, x, reps) -> dict:
+    """Both together, and ONNX Runtime fp32 against that best eager setting."""
+    cl_model = _copy(model).to(memory_format=torch.channels_last)
+    cl_x = x.contiguous(memory_format=torch.channels_last)
+    best = lambda: run_model(cl_model, cl_x, dtype=torch.bfloat16)
+    out = {"speed": paired_ratio(lambda: run_model(model, x), best, reps)}
+    try:
+        from recolor.onnx_runtime import OnnxModel
+        ort_model, xn = OnnxModel.for_model(model), x.numpy()
+        out["onnx_fp32_vs_this"] = paired_ratio(best, lambda: ort_model(xn), reps)
+    except ImportError:
+        pass
+    return out
 
 
 def lever_threads(model, x, reps) -> dict:
@@ -94,26 +109,26 @@ def lever_cv2(reps) -> dict:
 
 
 def quality(model_name: str, precisions: tuple[str, ...], runtimes: tuple[str, ...], rf: int, n: int) -> dict:
-    """Mean |Δab| vs fp32 torch, and mean ΔE2000 against the ground truth, on n real photos."""
-    from skimage.color import deltaE_ciede2000
-    photos = val_photos(n)
-    variants = {("fp32", "torch"): Colorizer.from_pretrained(model_name, "cpu", "fp32")}
-    for p in precisions:
-        variants[(p, "torch")] = Colorizer.from_pretrained(model_name, "cpu", p)
-    for r in runtimes:
-        variants[("fp32", r)] = Colorizer.from_pretrained(model_name, "cpu", "fp32", runtime=r)
+    """`recolor eval`'s scoring (recolor.evaluate) on the first n val photos for each variant: its mean ΔE2000
+    and the change from fp32 torch, plus the mean |Δab| of the network output vs fp32 on the same photos."""
+    from recolor.evaluate import evaluate_photos
+    from recolor.images import find_images
+    paths = find_images(SHARED_DATA / "val")[:n]
+    variants = {"fp32/torch": Colorizer.from_pretrained(model_name, "cpu", "fp32")}
+    variants.update({f"{p}/torch": Colorizer.from_pretrained(model_name, "cpu", p) for p in precisions})
+    variants.update({f"fp32/{r}": Colorizer.from_pretrained(model_name, "cpu", "fp32", runtime=r) for r in runtimes})
+    l_small = [color.luminance(im) for im in val_photos(8)]
+    base_ab = variants["fp32/torch"].chroma(l_small, rf)
     out = {}
     for key, c in variants.items():
-        ab, de = [], []
-        for rgb in photos:
-            l = color.luminance(rgb)
-            ab.append(c.chroma([l], rf)[0])
-            pred = c.colorize(rgb, rf).astype(np.float32) / 255
-            de.append(deltaE_ciede2000(color.rgb_to_lab(rgb.astype(np.float32) / 255), color.rgb_to_lab(pred)).mean())
-        out["/".join(key)] = {"ab": ab, "delta_e": float(np.mean(de))}
-    base = out["fp32/torch"]
-    return {k: {"mean_abs_ab_diff_vs_fp32": float(np.mean([np.abs(a - b).mean() for a, b in zip(v["ab"], base["ab"])])),
-                "delta_e": v["delta_e"], "delta_e_change": v["delta_e"] - base["delta_e"]} for k, v in out.items()}
+        summary = evaluate_photos(c, paths, rf).summary()
+        ab = c.chroma(l_small, rf)
+        out[key] = {"photos": summary["count"], "delta_e": summary["model"]["delta_e"],
+                    "mean_abs_ab_diff_vs_fp32": float(np.mean([np.abs(a - b).mean() for a, b in zip(ab, base_ab)]))}
+        print(f"  {key}: {json.dumps(out[key])}", flush=True)
+    for v in out.values():
+        v["delta_e_change"] = v["delta_e"] - out["fp32/torch"]["delta_e"]
+    return out
 
 
 def _copy(model):
@@ -126,22 +141,26 @@ def main() -> None:
     p.add_argument("--model", default="default")
     p.add_argument("--rf", type=int, default=35)
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--photos", type=int, default=12, help="real val photos for the quality checks (0: skip)")
+    p.add_argument("--photos", type=int, default=326, help="val photos for the quality check (0: skip; 326: all)")
     p.add_argument("--only", nargs="*", help="run only these levers")
+    p.add_argument("--threads", type=int, default=0, help="torch/ORT threads (0: all cores)")
     a = p.parse_args()
     colorizer = Colorizer.from_pretrained(a.model, "cpu", "fp32")
+    if a.threads:  # after from_pretrained, which sets all cores
+        torch.set_num_threads(a.threads)  # ONNX Runtime sessions take the same count
     h, w = color.render_size(1080, 1920, a.rf)
     x = torch.rand(1, 1, h, w) * 100  # (B, 1, h, w)
     levers = {
         "bf16_autocast": lambda: lever_bf16(colorizer.model, x, a.reps),
         "channels_last": lambda: lever_channels_last(colorizer.model, x, a.reps),
+        "bf16_channels_last": lambda: lever_bf16_channels_last(colorizer.model, x, a.reps),
         "threads": lambda: lever_threads(colorizer.model, x, a.reps),
         "inference_mode": lambda: lever_inference_mode(colorizer.model, x, a.reps),
         "batching_4": lambda: lever_batching(colorizer.model, x, max(2, a.reps // 2)),
         "onnx_runtime": lambda: lever_onnx(colorizer, x, a.reps),
         "cv2_vs_skimage": lambda: lever_cv2(a.reps),
     }
-    results = {"machine": machine(), "render_size": [h, w], "model": a.model}
+    results = {"machine": machine(), "render_size": [h, w], "model": a.model, "threads": torch.get_num_threads()}
     for name, fn in levers.items():
         if a.only and name not in a.only:
             continue

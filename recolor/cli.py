@@ -42,11 +42,11 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def load_colorizer(model: str, device: str, precision: str):
+def load_colorizer(model: str, device: str, precision: str, runtime: str = "torch"):
     from .engine import Colorizer
     from .weights import WeightsError
     try:
-        return Colorizer.from_pretrained(model, device, precision)
+        return Colorizer.from_pretrained(model, device, precision, runtime)
     except (WeightsError, ValueError, RuntimeError) as e:
         fail(str(e).splitlines()[0])
 
@@ -54,6 +54,7 @@ def load_colorizer(model: str, device: str, precision: str):
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="default, a .safetensors file, or owner/repo[@rev] on the Hub.")]
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto, fp32, fp16 or bf16 (autocast).")]
+RuntimeOpt = Annotated[str, typer.Option("--runtime", help="torch, or onnx: ONNX Runtime, fp32 on the CPU (pip install 'recolor[onnx]').")]
 
 
 @app.command("image")
@@ -64,6 +65,7 @@ def image_command(
     model: ModelOpt = "default",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    runtime: RuntimeOpt = "torch",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per network call.")] = 4,
     compare: Annotated[bool, typer.Option("--compare", help="Also write <name>_compare<ext>: a before|after sheet.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs are never replaced).")] = False,
@@ -75,7 +77,7 @@ def image_command(
     plan = plan_jobs(inputs, out, compare)
     if not plan.jobs and plan.errors:
         fail("; ".join(f"{p}: {m}" if not m.startswith(str(p)) else m for p, m in plan.errors))
-    colorizer = load_colorizer(model, device, precision)
+    colorizer = load_colorizer(model, device, precision, runtime)
     failed = run_with_progress(console, colorizer, plan, render_factor, batch_size, overwrite, max_pixels)
     raise typer.Exit(1 if failed else 0)
 

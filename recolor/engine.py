@@ -76,7 +76,8 @@ class Colorizer:
                  runtime: str = "torch"):
         import torch
         self.device = pick_device(device) if isinstance(device, str) else device
-        self.dtype = autocast_dtype(self.device, precision)
+        # ONNX Runtime is fp32 only: "auto" means fp32 there, an explicit fp16/bf16 is refused
+        self.dtype = None if runtime == "onnx" and precision == "auto" else autocast_dtype(self.device, precision)
         self.onnx = self._onnx_model(model, source, runtime)
         self.model = model.eval().to(self.device)
         if self.device.type == "cuda":

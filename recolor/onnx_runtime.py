@@ -60,7 +60,7 @@ class OnnxModel:
             raise OnnxUnavailable("--runtime onnx needs onnxruntime: pip install 'recolor[onnx]'") from None
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = threads or _torch_threads()  # the same cores torch was given
         options.log_severity_level = 3  # its shape-inference warnings on dynamic axes are noise to a user
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
@@ -77,6 +77,11 @@ class OnnxModel:
             log.info("exporting the model to ONNX once: %s", path)
             export(model, path)
         return cls(path)
+
+
+def _torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
 
 
 def _key(model, weights_path: Path | None) -> str:

@@ -148,3 +148,19 @@ def test_non_editable_install_finds_the_embedded_model(tmp_path):
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert found.returncode == 0, found.stderr
     assert found.stdout.strip().startswith(str(target)) and found.stdout.strip().endswith("recolor-small.safetensors")
+
+
+def test_runtime_onnx_colours_like_torch(run, scans, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path / "cache"))
+    assert run("image", scans / "camera.jpg", "-r", "12", "-o", tmp_path / "torch.png").exit_code == 0
+    result = run("image", scans / "camera.jpg", "-r", "12", "-o", tmp_path / "onnx.png", "--runtime", "onnx")
+    assert result.exit_code == 0, result.output
+    a, b = (cv2.imread(str(tmp_path / f"{n}.png")).astype(int) for n in ("torch", "onnx"))
+    assert np.abs(a - b).max() <= 2
+
+
+def test_unknown_runtime_is_a_usage_error(run, scans):
+    result = run("image", scans / "camera.jpg", "--runtime", "tensorrt")
+    assert result.exit_code == 2 and "unknown runtime" in result.output
