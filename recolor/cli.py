@@ -153,6 +153,7 @@ def train_command(
 ) -> None:
     """Train a colorizer on your photos (pretrain → critic → GAN); resumable, DDP under torchrun."""
     import json
+    import os
     from .train import TrainConfig, TrainingError, RichReporter, train
     options = {"data": data and str(data), "stage": stage, "model": model, "val": val and str(val), "seed": seed,
                "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
@@ -166,7 +167,8 @@ def train_command(
         run = train(TrainConfig.from_dict({"data": "", **settings}), resume, RichReporter(console))
     except (TrainingError, ValueError, OSError) as e:
         fail(str(e))
-    console.print(f"done: {run / 'model.safetensors'} (latest), {run / 'best.safetensors'} (best on val)")
+    if os.environ.get("RANK", "0") == "0":
+        console.print(f"done: {run / 'model.safetensors'} (latest), {run / 'best.safetensors'} (best on val)")
 
 
 @app.command("eval")
