@@ -162,6 +162,10 @@ def desaturate_into_gamut(lab: np.ndarray) -> np.ndarray:
     return linear_to_srgb(y + s * (lin - y))
 
 
+# strictly inside (0, 1) for float32, as inRange's inclusive bounds
+_INSIDE_LO, _INSIDE_HI = (float(np.nextafter(np.float32(0), np.float32(1))),) * 3, (float(np.nextafter(np.float32(1), np.float32(0))),) * 3
+
+
 def merge_l_ab(l_full: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Full-resolution L (H, W) + chroma at any size (h, w, 2) -> RGB uint8 (H, W, 3) with the same L.
 
@@ -173,7 +177,7 @@ def merge_l_ab(l_full: np.ndarray, ab: np.ndarray) -> np.ndarray:
     for rows in strips(l_full.shape[0]):
         lab = np.dstack([l_full[rows], ab[rows]])
         rgb = lab_to_rgb(lab)
-        edge = ((rgb <= 0.0) | (rgb >= 1.0)).any(axis=-1)
+        edge = cv2.inRange(rgb, _INSIDE_LO, _INSIDE_HI) == 0  # a channel at or past 0 or 1; one pass, not six
         if edge.any():
             rgb[edge] = desaturate_into_gamut(lab[edge])
         out[rows] = to_uint8(rgb)
