@@ -37,7 +37,7 @@ def batch(photos: list[np.ndarray], size: int, n: int, seed: int):
 
 
 def time_phase(phase: str, size: int, args, photos) -> float:
-    """Images per second of one phase at one crop size (after 2 warm-up steps)."""
+    """Images per second of one phase at one crop size: median step time after 2 warm-up steps."""
     import torch
     from recolor.train import Dist, Step, TrainConfig, amp_dtype_for, make_optimizers, new_state, make_feature_loss
     from recolor.train import NullReporter
@@ -53,10 +53,12 @@ def time_phase(phase: str, size: int, args, photos) -> float:
     data = batch(photos, size, args.batch_size, seed=size)
     for _ in range(2):
         getattr(step, stage)(*data)
-    t = time.perf_counter()
-    for _ in range(args.steps):
+    times = []
+    for _ in range(args.steps):  # the median step: robust to bursts from other processes on a shared machine
+        t = time.perf_counter()
         getattr(step, stage)(*data)
-    return args.steps * args.batch_size / (time.perf_counter() - t)
+        times.append(time.perf_counter() - t)
+    return args.batch_size / float(np.median(times))
 
 
 def default_run_hours(rates: dict) -> float:
@@ -90,7 +92,12 @@ def main() -> None:
     from recolor.engine import pick_device
     pick_device("cpu")  # all cores, as `recolor train` uses them
     photos = val_photos(16)
-    rates = {size: {phase: time_phase(phase, size, args, photos) for phase in PHASES} for size in args.sizes}
+    rates = {}
+    for size in args.sizes:
+        rates[size] = {}
+        for phase in PHASES:
+            rates[size][phase] = time_phase(phase, size, args, photos)
+            print(f"{size}² {phase}: {rates[size][phase]:.1f} img/s", file=sys.stderr, flush=True)
     precision = "bf16 autocast" if args.amp else "fp32"
     lines = [f"# Training speed, recolor-small, batch {args.batch_size}, {precision}, {torch.get_num_threads()} threads",
              "", f"Machine: {machine()}", "", "| crop | " + " | ".join(PHASES) + " |",
