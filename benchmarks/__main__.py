@@ -12,6 +12,8 @@ import json
 import time
 from datetime import datetime, timezone
 
+import recolor.engine  # noqa: F401  first: its OpenMP wait policy must be set before torch loads, for all models
+
 from . import speed
 from .common import RESULTS, machine
 

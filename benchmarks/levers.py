@@ -108,7 +108,8 @@ def lever_cv2(reps) -> dict:
                                   lambda: color.lab_to_rgb(color.rgb_to_lab(rgb)), max(2, reps // 2))}
 
 
-def quality(model_name: str, precisions: tuple[str, ...], runtimes: tuple[str, ...], rf: int, n: int) -> dict:
+def quality(model_name: str, precisions: tuple[str, ...], runtimes: tuple[str, ...], rf: int, n: int,
+            threads: int) -> dict:
     """`recolor eval`'s scoring (recolor.evaluate) on the first n val photos for each variant: its mean ΔE2000
     and the change from fp32 torch, plus the mean |Δab| of the network output vs fp32 on the same photos."""
     from recolor.evaluate import evaluate_photos
@@ -117,6 +118,7 @@ def quality(model_name: str, precisions: tuple[str, ...], runtimes: tuple[str, .
     variants = {"fp32/torch": Colorizer.from_pretrained(model_name, "cpu", "fp32")}
     variants.update({f"{p}/torch": Colorizer.from_pretrained(model_name, "cpu", p) for p in precisions})
     variants.update({f"fp32/{r}": Colorizer.from_pretrained(model_name, "cpu", "fp32", runtime=r) for r in runtimes})
+    torch.set_num_threads(threads)  # creating a Colorizer claims all cores again
     l_small = [color.luminance(im) for im in val_photos(8)]
     base_ab = variants["fp32/torch"].chroma(l_small, rf)
     out = {}
@@ -169,7 +171,8 @@ def main() -> None:
         print(f"{name}: {json.dumps(results[name])}", flush=True)
     if a.photos:
         # ONNX Runtime's a/b is within 1e-4 of torch's (see onnx_runtime.max_abs_ab_diff): scored only on request
-        results["quality"] = quality(a.model, ("bf16",), ("onnx",) if a.quality_onnx else (), a.rf, a.photos)
+        results["quality"] = quality(a.model, ("bf16",), ("onnx",) if a.quality_onnx else (), a.rf, a.photos,
+                                     torch.get_num_threads())
         print(f"quality on {a.photos} val photos at rf {a.rf}: {json.dumps(results['quality'], indent=1)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "levers.json").write_text(json.dumps(results, indent=2))

@@ -22,6 +22,11 @@ from . import color
 log = logging.getLogger("recolor")
 DEFAULT_RENDER_FACTOR = 35
 
+# OpenMP threads that spin while they wait collapse when anything else is busy on their cores: on 2 shared
+# cores, 2 torch threads ran 4-8x slower than 1 (benchmarks/README.md). Passive waiting removes that. It only
+# takes effect if torch is not imported yet (the CLI imports it after this), and a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 @dataclass(frozen=True)
 class InferenceConfig:
@@ -80,9 +85,10 @@ class Colorizer:
         self.dtype = None if runtime == "onnx" and precision == "auto" else autocast_dtype(self.device, precision)
         self.onnx = self._onnx_model(model, source, runtime)
         self.model = model.eval().to(self.device)
+        if self.device.type in ("cuda", "cpu"):  # oneDNN's depthwise convs too: 1.5-1.8x on CPU (README)
+            self.model = self.model.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # render sizes repeat, so tuned kernels pay off
-            self.model = self.model.to(memory_format=torch.channels_last)
         self.source = source
         self.metadata = metadata or {}
 
@@ -114,6 +120,8 @@ class Colorizer:
         x = torch.from_numpy(np.ascontiguousarray(l_small, dtype=np.float32)).unsqueeze(1)  # (B, 1, h, w)
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        elif self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
         else:
             x = x.to(self.device)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
