@@ -14,7 +14,7 @@ import numpy as np
 from skimage.color import deltaE_ciede2000
 
 from recolor import color
-from recolor.data import colourfulness
+from recolor.metrics import colourfulness
 from recolor.engine import Colorizer
 from recolor.images import find_images, read_image
 
