@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .atomic import OutputExists, publish
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: a 10000×10000 scan still passes; decompression bombs do not
 JPEG_QUALITY = 95
@@ -99,10 +101,7 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
-    """Write bytes to a temp file beside `path`, then move it into place.
-
-    Without overwrite, a hard link publishes the file and fails if the name exists, so even a file that
-    appears meanwhile is never clobbered."""
+    """Write bytes to a temp file beside `path`, fsync, then publish it atomically (see `atomic.publish`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
@@ -110,17 +109,10 @@ def write_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise ImageError(f"{path}: exists (use --overwrite to replace it)") from None
-            except OSError:  # file systems without hard links
-                if path.exists():
-                    raise ImageError(f"{path}: exists (use --overwrite to replace it)") from None
-                os.replace(tmp, path)
+        try:
+            publish(tmp, path, overwrite)
+        except OutputExists as e:
+            raise ImageError(str(e)) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import color
+from .atomic import OutputExists, publish
 from .temporal import DEFAULT_SMOOTH, TemporalSmoother
 
 log = logging.getLogger("recolor")
@@ -154,19 +155,10 @@ def _check_paths(source: Path, output: Path, overwrite: bool) -> None:
 
 
 def _publish(tmp: Path, output: Path, overwrite: bool) -> None:
-    """Move the finished temp file into place; without overwrite, a hard link refuses to clobber a file that
-    appeared meanwhile."""
-    if overwrite:
-        os.replace(tmp, output)
-        return
     try:
-        os.link(tmp, output)
-    except FileExistsError:
-        raise VideoError(f"{output}: exists (use --overwrite to replace it)") from None
-    except OSError:  # file systems without hard links
-        if output.exists():
-            raise VideoError(f"{output}: exists (use --overwrite to replace it)") from None
-        os.replace(tmp, output)
+        publish(tmp, output, overwrite)
+    except OutputExists as e:
+        raise VideoError(str(e)) from None
 
 
 # ----------------------------------------------------------------------------------------------- PyAV

@@ -1,0 +1,30 @@
+"""Publishing finished outputs atomically: a complete temp file is moved into place in one step."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class OutputExists(FileExistsError):
+    """The output name is taken and overwriting was not asked for."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path}: exists (use --overwrite to replace it)")
+
+
+def publish(tmp: Path | str, dest: Path, overwrite: bool) -> None:
+    """Move a finished temp file (same folder) to dest. Without overwrite, a hard link publishes it and fails
+    if the name exists, so even a file that appeared meanwhile is never clobbered."""
+    if overwrite:
+        os.replace(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise OutputExists(dest) from None
+    except OSError:  # file systems without hard links
+        if dest.exists():
+            raise OutputExists(dest) from None
+        os.replace(tmp, dest)
+        return
+    os.unlink(tmp)
