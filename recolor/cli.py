@@ -100,6 +100,7 @@ def video_command(
     model: ModelOpt = "default",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    runtime: RuntimeOpt = "torch",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per network call.")] = 4,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (never the input).")] = False,
 ) -> None:
@@ -114,7 +115,7 @@ def video_command(
         out = check_input(source, out, config)  # before the model loads: a bad path fails in a blink
     except (ValueError, VideoError) as e:
         fail(str(e), 1 if isinstance(e, VideoError) else 2)
-    colorizer = load_colorizer(model, device, precision)
+    colorizer = load_colorizer(model, device, precision, runtime)
     columns = (TextColumn("[bold]colorizing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]:.1f} fps"),
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:

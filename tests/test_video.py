@@ -340,3 +340,19 @@ def test_cli_video_default_output_and_refusals(ntsc_clip, untrained, tmp_path):
     assert missing.exit_code != 0 and "no such file" in missing.output and "Traceback" not in missing.output
     bad_time = runner.invoke(app, ["video", str(clip), "--start", "soon"])
     assert bad_time.exit_code == 2 and "cannot read time" in bad_time.output
+
+
+def test_cli_video_with_onnx_runtime(ntsc_clip, untrained, tmp_path, monkeypatch):
+    """--runtime onnx (the faster CPU path for film) gives the same frames and luminance as torch."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path / "cache"))
+    base = ["video", str(ntsc_clip), "-m", str(untrained[0]), "-r", "7", "--preset", "ultrafast", "--duration", "0.3",
+            "--crf", "0", "--no-smooth"]
+    for runtime in ("torch", "onnx"):
+        result = CliRunner().invoke(app, base + ["-o", str(tmp_path / f"{runtime}.mp4"), "--runtime", runtime])
+        assert result.exit_code == 0, result.output
+    frames = {rt: [f.to_ndarray(format="rgb24").astype(int) for f in av.open(str(tmp_path / f"{rt}.mp4")).decode(video=0)]
+              for rt in ("torch", "onnx")}
+    assert len(frames["onnx"]) == len(frames["torch"]) == 9
+    assert list((tmp_path / "cache").rglob("*.onnx"))  # the ONNX path really ran (exported once, cached)
+    assert max(np.abs(a - b).mean() for a, b in zip(frames["torch"], frames["onnx"])) < 1.0
