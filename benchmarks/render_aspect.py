@@ -2,21 +2,19 @@
 
     python -m benchmarks.render_aspect --data ../shared/data/val --model default --render-factor 35
 
-Each photo is desaturated, colorized both ways, and scored with mean CIEDE2000 ΔE against the original
-and Hasler–Süsstrunk colourfulness. The engine keeps the aspect ratio; this script is why."""
+Both ways go through `recolor eval`'s own scoring (`evaluate.evaluate_photos`: desaturate, colorize,
+CIEDE2000 ΔE against the original, Hasler–Süsstrunk colourfulness). The engine keeps the aspect ratio;
+this script is why."""
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from unittest import mock
 
-import numpy as np
-from skimage.color import deltaE_ciede2000
-
 from recolor import color
-from recolor.metrics import colourfulness
 from recolor.engine import Colorizer
-from recolor.images import find_images, read_image
+from recolor.evaluate import EvalConfig, eval_paths, evaluate_photos
 
 
 def square(height: int, width: int, render_factor: int) -> tuple[int, int]:
@@ -24,14 +22,10 @@ def square(height: int, width: int, render_factor: int) -> tuple[int, int]:
     return side, side
 
 
-def score(colorizer: Colorizer, images: list[np.ndarray], rf: int) -> dict:
-    de, cf, t0 = [], [], time.perf_counter()
-    for rgb in images:
-        out = colorizer.colorize(rgb, rf).astype(np.float32) / 255
-        truth = rgb.astype(np.float32) / 255
-        de.append(float(deltaE_ciede2000(color.rgb_to_lab(truth), color.rgb_to_lab(out)).mean()))
-        cf.append(colourfulness(out))
-    return {"delta_e": np.mean(de), "colourfulness": np.mean(cf), "seconds": time.perf_counter() - t0}
+def score(colorizer: Colorizer, paths: list[Path], rf: int) -> dict:
+    t0 = time.perf_counter()
+    model = evaluate_photos(colorizer, paths, rf).summary()["model"]
+    return {"delta_e": model["delta_e"], "colourfulness": model["colourfulness"], "seconds": time.perf_counter() - t0}
 
 
 def main() -> None:
@@ -39,15 +33,14 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--model", default="default")
     p.add_argument("--render-factor", type=int, default=35)
-    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None)
     a = p.parse_args()
-    paths = find_images(__import__("pathlib").Path(a.data))[: a.limit or None]
-    images = [read_image(x)[:, :, :3] for x in paths]
+    paths = eval_paths(EvalConfig(a.data, a.model, a.render_factor, a.limit))
     colorizer = Colorizer.from_pretrained(a.model, device="cpu")
-    aspect = score(colorizer, images, a.render_factor)
+    aspect = score(colorizer, paths, a.render_factor)
     with mock.patch.object(color, "render_size", square):
-        stretch = score(colorizer, images, a.render_factor)
-    print(f"{len(images)} photos from {a.data}, render factor {a.render_factor}, model {a.model}")
+        stretch = score(colorizer, paths, a.render_factor)
+    print(f"{len(paths)} photos from {a.data}, render factor {a.render_factor}, model {a.model}")
     print("| render size | mean ΔE2000 ↓ | colourfulness ↑ | seconds |\n|---|---|---|---|")
     for name, r in (("aspect kept (recolor)", aspect), ("square stretch (DeOldify)", stretch)):
         print(f"| {name} | {r['delta_e']:.2f} | {r['colourfulness']:.1f} | {r['seconds']:.0f} |")

@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from recolor import color  # noqa: E402
 from recolor.engine import Colorizer  # noqa: E402
-from recolor.temporal import (channel_histograms, colourfulness, input_flow, js_divergence,  # noqa: E402
+from recolor.metrics import colourfulness  # noqa: E402
+from recolor.temporal import (channel_histograms, input_flow, js_divergence,  # noqa: E402
                               make_dis, warping_error)
 from recolor.video import VideoConfig, colorize_video  # noqa: E402
 

@@ -22,7 +22,7 @@ References:
   ECCV 2018 (there with FlowNet2; here with DIS on the input luminance).
 - CDC (colour distribution consistency): Lei & Chen, "Fully Automatic Video Colorization with
   Self-Regularization and Diversity", CVPR 2019; the t+1/t+2/t+4 form used by DeepRemaster-era papers.
-- Colourfulness: Hasler & Süsstrunk, "Measuring colourfulness in natural images", SPIE 2003.
+- Colourfulness (the third flicker-benchmark number) is `metrics.colourfulness`: Hasler & Süsstrunk 2003.
 """
 from __future__ import annotations
 
@@ -191,10 +191,3 @@ def cdc(frames_rgb: list[np.ndarray], offsets: tuple[int, ...] = (1, 2, 4)) -> f
     per_offset = [np.mean([js_divergence(hists[t], hists[t + k]) for t in range(len(hists) - k)])
                   for k in offsets if len(hists) > k]
     return float(np.mean(per_offset)) if per_offset else float("nan")
-
-
-def colourfulness(rgb: np.ndarray) -> float:
-    """Hasler & Süsstrunk's M on an RGB uint8 frame (0 for gray; ~40+ for vivid photos)."""
-    r, g, b = (rgb[..., c].astype(np.float32) for c in range(3))
-    rg, yb = r - g, 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))

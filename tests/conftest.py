@@ -1,4 +1,4 @@
-"""Shared fixtures: small images made here (never ../shared) and an untrained model file.
+"""Fixtures: small images made here (scikit-image data, numpy) and an untrained model file.
 
 An untrained generator is enough for everything but quality: its chroma is arbitrary, yet every invariant
 (size, dtype, luminance, batching, files) must hold for any weights."""

@@ -3,7 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from recolor.temporal import (TemporalSmoother, cdc, colourfulness, input_flow, js_divergence,
+from recolor.metrics import colourfulness
+from recolor.temporal import (TemporalSmoother, cdc, input_flow, js_divergence,
                               mean_warping_error, warp, warping_error)
 
 
