@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 class OutputExists(FileExistsError):
@@ -28,3 +30,16 @@ def publish(tmp: Path | str, dest: Path, overwrite: bool) -> None:
         os.replace(tmp, dest)
         return
     os.unlink(tmp)
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temp path beside `path` to write to: it replaces `path` when the block ends well and is removed when it
+    fails, so a reader only ever sees the old file or the complete new one (and no stray temp files)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

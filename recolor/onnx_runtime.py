@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import replacing
+
 log = logging.getLogger("recolor")
 OPSET = 17
 
@@ -37,16 +39,13 @@ def export(model, path: Path) -> Path:
         import onnx  # noqa: F401  (torch's TorchScript exporter needs it and fails late without it)
     except ImportError:
         raise OnnxUnavailable("exporting to ONNX needs the onnx package: pip install 'recolor[onnx]'") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     example = torch.full((1, 1, 64, 64), 50.0)
-    with torch.no_grad(), warnings.catch_warnings():
+    with replacing(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and constant-folding chatter
         torch.onnx.export(model.eval(), (example,), str(tmp), dynamo=False, opset_version=OPSET,
                           input_names=["l"], output_names=["ab"],
                           dynamic_axes={"l": {0: "batch", 2: "height", 3: "width"},
                                         "ab": {0: "batch", 2: "height", 3: "width"}})
-    os.replace(tmp, path)
     return path
 
 

@@ -40,6 +40,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import color, metrics
+from .atomic import replacing
 from .critic import Critic, CriticConfig
 from .data import ColorPhotos, PhotoIndex, StepBatches, center_fit, scan_photos, split_val, to_l_ab, load_rgb
 from .images import find_images, write_image
@@ -285,12 +286,10 @@ def checkpoint_dict(state: RunState, cfg: TrainConfig) -> dict:
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write to a temp file, fsync, rename: a kill at any moment leaves the previous checkpoint intact."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with replacing(path) as tmp, open(tmp, "wb") as f:
         torch.save(payload, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path) -> dict:

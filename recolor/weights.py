@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .atomic import replacing
+
 FORMAT = "recolor"
 FORMAT_VERSION = "1"
 DEFAULT_MODEL = "recolor-small"
@@ -149,10 +151,8 @@ def save_weights(model, path: str | Path, half: bool = True, info: dict | None =
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": json.dumps(model.config.to_dict()),
             "info": json.dumps(info or {})}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 
