@@ -90,6 +90,9 @@ def _gray8_to_l() -> np.ndarray:
     return _GRAY8_L[0]
 
 
+MIN_RENDER = 128  # px; tiny thumbnails are upsampled to this, or the encoder's deepest map would be 1×1
+
+
 def check_render_factor(render_factor: int) -> int:
     if not RENDER_FACTOR_MIN <= int(render_factor) <= RENDER_FACTOR_MAX:
         raise ValueError(
@@ -99,12 +102,16 @@ def check_render_factor(render_factor: int) -> int:
 
 
 def render_size(height: int, width: int, render_factor: int) -> tuple[int, int]:
-    """(h, w) the network sees: area ≈ (rf·16)², the input's aspect ratio kept, sides multiples of 32.
+    """(h, w) the network sees: area ≈ (rf·16)², the input's aspect ratio kept, sides multiples of 32,
+    but never above the photo's own resolution (at least MIN_RENDER² in area).
 
     DeOldify stretches every input to an rf·16 square; keeping the aspect ratio avoids squashing
-    faces and horizons and measured no worse on val (see benchmarks/README.md)."""
-    target = check_render_factor(render_factor) * 16
-    scale = target / np.sqrt(height * width)
+    faces and horizons and measured no worse on val (see benchmarks/README.md). Upsampling a small photo
+    adds no detail: it costs time and shows the network blurred objects bigger than it learned them
+    (measured on val, benchmarks/README.md)."""
+    own = np.sqrt(height * width)
+    target = min(check_render_factor(render_factor) * 16, max(own, MIN_RENDER))
+    scale = target / own
     h = max(32, int(round(height * scale / 32)) * 32)
     w = max(32, int(round(width * scale / 32)) * 32)
     return h, w

@@ -84,10 +84,13 @@ def split_val(photos: list[str], fraction: float, seed: int, cap: int) -> tuple[
 
 
 # --------------------------------------------------------------------------------------------- crops
-def random_crop(rgb: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Scale so the shorter side is in [size, 1.5·size] (whole-scene context), then crop size×size."""
+def random_crop(rgb: np.ndarray, size: int, rng: np.random.Generator, zoom: float = 1.5) -> np.ndarray:
+    """Scale so the shorter side is in [size, zoom·size] (log-uniform), then crop size×size.
+
+    Small zooms keep the whole scene in view; large ones show objects as big as the engine renders them
+    (rf 35 draws a 4:3 photo's shorter side at ~480 px), so the network meets that scale in training."""
     h, w = rgb.shape[:2]
-    scale = size * rng.uniform(1.0, 1.5) / min(h, w)
+    scale = size * float(np.exp(rng.uniform(0.0, np.log(max(1.0, zoom))))) / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
     rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     y, x = rng.integers(0, nh - size + 1), rng.integers(0, nw - size + 1)
@@ -115,10 +118,11 @@ class ColorPhotos:
 
     Returns (L_in, L, ab): L_in is the network input (with noise), L the clean luminance, all float32."""
 
-    def __init__(self, paths: list[str], seed: int = 0, augment: bool = True, noise: float = 0.0):
+    def __init__(self, paths: list[str], seed: int = 0, augment: bool = True, noise: float = 0.0,
+                 zoom: float = 1.5):
         if not paths:
             raise ValueError("no training photos")
-        self.paths, self.seed, self.augment, self.noise = list(paths), seed, augment, noise
+        self.paths, self.seed, self.augment, self.noise, self.zoom = list(paths), seed, augment, noise, zoom
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -138,7 +142,7 @@ class ColorPhotos:
         if not self.augment:
             l, ab = to_l_ab(center_fit(rgb, size))
             return l, l, ab
-        rgb = random_crop(rgb, size, rng)
+        rgb = random_crop(rgb, size, rng, self.zoom)
         if rng.random() < 0.5:
             rgb = rgb[:, ::-1]
         l, ab = to_l_ab(np.ascontiguousarray(rgb))

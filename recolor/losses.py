@@ -48,6 +48,23 @@ def pixel_loss(pred_ab: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     return F.smooth_l1_loss(pred_ab.float() / 100.0, ab.float() / 100.0, beta=0.02)
 
 
+def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
+    """Hasler & Süsstrunk's colourfulness M per image of RGB (B, 3, H, W) in [0, 1], on their 0-255 scale:
+    the same formula as `metrics.colourfulness`, differentiable (the eps keeps sqrt's gradient finite)."""
+    r, g, b = (rgb.float() * 255.0).unbind(1)
+    rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
+    spread = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False) + 1e-6).sqrt()
+    return spread + 0.3 * (rg.mean(1) ** 2 + yb.mean(1) ** 2 + 1e-6).sqrt()
+
+
+def colourfulness_loss(pred_rgb: torch.Tensor, true_rgb: torch.Tensor) -> torch.Tensor:
+    """|M(pred) - M(true)| / 100, averaged over the batch: a per-photo statistic to match, not a per-pixel
+    target. A pixel loss alone regresses to the mean (muddy brown, gray skies); this asks each prediction to
+    be as colourful as its own ground truth while the pixel and feature losses decide which colours go where
+    (a cheap, stable cousin of the adversarial loss's push towards the statistics of real photos)."""
+    return (colourfulness(pred_rgb) - colourfulness(true_rgb).detach()).abs().mean() / 100.0
+
+
 # ---------------------------------------------------------------------------------------------- perceptual
 @dataclass(frozen=True)
 class PerceptualSpec:

@@ -1,11 +1,13 @@
 """Training a colorizer on a folder of colour photos: DeOldify's "NoGAN" recipe, made automatic and resumable.
 
 Stages (each can run alone in the same run folder; `all` runs them in order):
-1. `pretrain` — the generator alone: smooth L1 on a/b plus a perceptual loss on RGB (Johnson et al. 2016) from a
-   frozen ImageNet network; progressive crop sizes (128 → 192 → 256 px by default, as in Karras et al.'s
-   progressive growing and fastai's progressive resizing) and the pretrained encoder frozen for the first part,
-   then trained at a lower learning rate (discriminative fine-tuning, Howard & Ruder 2018). AdamW, warmup +
-   cosine decay. An exponential moving average of the weights (Polyak averaging) is what gets saved.
+1. `pretrain` — the generator alone: smooth L1 on a/b, a perceptual loss on RGB (Johnson et al. 2016) from a
+   frozen ImageNet network, and a colourfulness-matching term that counters the pixel loss's pull to gray.
+   Progressive crop sizes (128 → 192 → 256 px by default, as in Karras et al.'s progressive growing and
+   fastai's progressive resizing), crops zoomed so objects also appear as big as the engine renders them, and
+   the pretrained encoder frozen for the first part, then trained at a lower learning rate (discriminative
+   fine-tuning, Howard & Ruder 2018). AdamW, warmup + cosine decay. An exponential moving average of the
+   weights (Polyak averaging) is what gets saved.
 2. `critic` — the critic alone, on real vs generated colour (Antic's NoGAN: pretrain both networks separately
    so the adversarial phase starts balanced). Conditional PatchGAN (Isola et al. 2017) with spectral norm
    and self-attention (Miyato et al. 2018; Zhang et al. 2019), hinge loss.
@@ -44,7 +46,8 @@ from .atomic import replacing
 from .critic import Critic, CriticConfig
 from .data import ColorPhotos, PhotoIndex, StepBatches, center_fit, scan_photos, split_val, to_l_ab, load_rgb
 from .images import find_images, write_image
-from .losses import FeatureLoss, critic_hinge_loss, generator_hinge_loss, lab_to_rgb, pixel_loss
+from .losses import (FeatureLoss, colourfulness_loss, critic_hinge_loss, generator_hinge_loss, lab_to_rgb,
+                     pixel_loss)
 from .model import MODELS, Generator, ModelConfig, apply_spectral_norm, create_model
 from .weights import read_weights, save_weights
 
@@ -69,6 +72,7 @@ class TrainConfig:
     perceptual: str = "mobilenet_v2"  # mobilenet_v2 | vgg16_bn | none
     batch_size: int = 16  # per process; the global batch is batch_size × world size
     noise: float = 2.0  # max σ of Gaussian noise on the input L (L units); steadies video
+    zoom: float = 3.0  # crops come from the photo scaled to a shorter side in [size, zoom·size]
     ema: float = 0.999  # weight averaging; 0 turns it off
     # stage 1: generator pretraining
     pretrain_steps: int = 3000
@@ -81,6 +85,7 @@ class TrainConfig:
     warmup: int = 100
     pixel_weight: float = 1.0
     feature_weight: float = 0.1  # its gradient is then ~4× the pixel loss's, as in DeOldify
+    colour_weight: float = 0.5  # match each prediction's colourfulness to its ground truth's (losses.py)
     # stages 2 and 3: critic and adversarial training
     gan_size: int = 192
     critic_width: int = 64
@@ -387,14 +392,23 @@ class Step:
             opt.step()
 
     def reconstruction(self, l: torch.Tensor, ab: torch.Tensor, fake: torch.Tensor, logs: dict) -> torch.Tensor:
-        """pixel_weight · smooth-L1(ab) + feature_weight · perceptual(RGB)."""
-        loss = self.cfg.pixel_weight * pixel_loss(fake, ab)
+        """pixel_weight · smooth-L1(ab) + feature_weight · perceptual(RGB) + colour_weight · colourfulness."""
+        cfg = self.cfg
+        loss = cfg.pixel_weight * pixel_loss(fake, ab)
         logs["pixel"] = loss.detach()
-        if self.features is not None and self.cfg.feature_weight > 0:
+        use_features = self.features is not None and cfg.feature_weight > 0
+        if not use_features and cfg.colour_weight <= 0:
+            return loss
+        fake_rgb, true_rgb = lab_to_rgb(l, fake), lab_to_rgb(l, ab)
+        if use_features:
             with self.autocast():
-                feat = self.features(lab_to_rgb(l, fake), lab_to_rgb(l, ab))
+                feat = self.features(fake_rgb, true_rgb)
             logs["feature"] = feat.detach()
-            loss = loss + self.cfg.feature_weight * feat
+            loss = loss + cfg.feature_weight * feat
+        if cfg.colour_weight > 0:
+            colour = colourfulness_loss(fake_rgb, true_rgb)
+            logs["colour"] = colour.detach()
+            loss = loss + cfg.colour_weight * colour
         return loss
 
     def pretrain(self, l_in, l, ab) -> dict:
@@ -549,7 +563,8 @@ class Run:
         sampler = StepBatches(len(self.train_paths), self.cfg.batch_size, self.cfg.seed, range(start, total),
                               lambda s: size_at(self.cfg, stage, s), SAMPLE_OFFSET[stage], self.ctx.rank,
                               self.ctx.world)
-        dataset = ColorPhotos(self.train_paths, self.cfg.seed, augment=True, noise=self.cfg.noise)
+        dataset = ColorPhotos(self.train_paths, self.cfg.seed, augment=True, noise=self.cfg.noise,
+                              zoom=self.cfg.zoom)
         workers = self.cfg.workers if self.cfg.workers >= 0 else min(8, (os.cpu_count() or 2) // 2)
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                                              pin_memory=self.ctx.device.type == "cuda",

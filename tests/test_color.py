@@ -26,8 +26,15 @@ def test_to_float_rgb_rejects_bad_arrays(bad):
 def test_render_size_keeps_aspect_and_area(h, w, rf):
     rh, rw = color.render_size(h, w, rf)
     assert rh % 32 == 0 and rw % 32 == 0 and rh >= 32 and rw >= 32
-    scale = rf * 16 / np.sqrt(h * w)  # area (rf·16)², aspect kept, each side rounded to the nearest 32
+    # area (rf·16)², aspect kept, each side rounded to the nearest 32; never above the photo's own area
+    scale = min(rf * 16, max(np.sqrt(h * w), color.MIN_RENDER)) / np.sqrt(h * w)
     assert abs(rh - max(32, h * scale)) <= 16 and abs(rw - max(32, w * scale)) <= 16
+
+
+def test_small_photos_render_at_their_own_size_not_upsampled():
+    assert color.render_size(200, 200, 35) == (192, 192)  # rf 35 alone would draw it at 560×560
+    assert color.render_size(240, 320, 7) == (96, 128)  # below the photo's size the factor still rules
+    assert color.render_size(20, 30, 35) == (96, 160)  # thumbnails go up to MIN_RENDER² area
 
 
 @pytest.mark.parametrize("rf", [0, 6, 65, 200])

@@ -198,6 +198,30 @@ def test_feature_loss_is_zero_for_the_truth_and_unavailable_weights_fail_clearly
         FeatureLoss("resnet50")
 
 
+def test_colourfulness_loss_matches_the_metric_and_pulls_towards_the_truth():
+    from recolor.losses import colourfulness, colourfulness_loss
+    from recolor.metrics import colourfulness as metric
+    from train_helpers import photo
+    truth = photo(np.random.default_rng(3))
+    rgb = torch.from_numpy(truth).permute(2, 0, 1)[None].float() / 255.0
+    assert abs(colourfulness(rgb).item() - metric(truth)) < 1e-2
+    assert colourfulness_loss(rgb, rgb).item() < 1e-6
+    # a half-saturated guess: the gradient says "more colour", i.e. away from the gray of each pixel
+    gray = rgb.mean(1, keepdim=True)
+    guess = (gray + 0.5 * (rgb - gray)).requires_grad_(True)
+    loss = colourfulness_loss(guess, rgb)
+    loss.backward()
+    assert loss.item() > 0.05 and ((guess.grad * (rgb - gray)).sum() < 0)
+
+
+def test_zoomed_crops_show_a_smaller_part_of_the_scene():
+    rng = np.random.default_rng(0)
+    ramp = np.repeat(np.linspace(0, 1, 400, dtype=np.float32)[None, :, None], 300, 0).repeat(3, 2)
+    spans = {zoom: np.mean([np.ptp(rdata.random_crop(ramp, 64, rng, zoom)[..., 0]) for _ in range(40)])
+             for zoom in (1.0, 4.0)}
+    assert spans[1.0] > 0.2 and spans[4.0] < 0.6 * spans[1.0]
+
+
 def test_critic_and_hinge_losses():
     from recolor.critic import Critic, CriticConfig
     from recolor.losses import critic_hinge_loss, generator_hinge_loss

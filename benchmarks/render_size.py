@@ -1,0 +1,64 @@
+"""The engine's render size against the alternatives, measured on a folder of colour photos.
+
+    python -m benchmarks.render_size --data ../shared/data/val --model default --render-factor 35
+
+Three ways to size the network's input, all through `recolor eval`'s own scoring (`evaluate.evaluate_photos`:
+desaturate, colorize, CIEDE2000 ΔE against the original, Hasler–Süsstrunk colourfulness):
+- recolor: area ≈ (rf·16)², aspect kept, never above the photo's own size (`color.render_size`);
+- upsampled: the same, but small photos blown up to (rf·16)² too;
+- square stretch: DeOldify's rf·16 square.
+The engine does the first; this script is why."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+from recolor import color
+from recolor.engine import Colorizer
+from recolor.evaluate import EvalConfig, eval_paths, evaluate_photos
+
+
+def square(height: int, width: int, render_factor: int) -> tuple[int, int]:
+    side = color.check_render_factor(render_factor) * 16 // 32 * 32
+    return side, side
+
+
+def upsampled(height: int, width: int, render_factor: int) -> tuple[int, int]:
+    scale = color.check_render_factor(render_factor) * 16 / np.sqrt(height * width)
+    return (max(32, int(round(height * scale / 32)) * 32), max(32, int(round(width * scale / 32)) * 32))
+
+
+VARIANTS = {"aspect kept, never above the photo's size (recolor)": color.render_size,
+            "aspect kept, small photos upsampled": upsampled,
+            "square stretch to rf·16 (DeOldify)": square}
+
+
+def score(colorizer: Colorizer, paths: list[Path], rf: int) -> dict:
+    t0 = time.perf_counter()
+    model = evaluate_photos(colorizer, paths, rf).summary()["model"]
+    return {"delta_e": model["delta_e"], "colourfulness": model["colourfulness"], "seconds": time.perf_counter() - t0}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", default="default")
+    p.add_argument("--render-factor", type=int, default=35)
+    p.add_argument("--limit", type=int, default=None)
+    a = p.parse_args()
+    paths = eval_paths(EvalConfig(a.data, a.model, a.render_factor, a.limit))
+    colorizer = Colorizer.from_pretrained(a.model, device="cpu")
+    print(f"{len(paths)} photos from {a.data}, render factor {a.render_factor}, model {a.model}")
+    print("| render size | mean ΔE2000 ↓ | colourfulness ↑ | seconds |\n|---|---|---|---|")
+    for name, size in VARIANTS.items():
+        with mock.patch.object(color, "render_size", size):
+            r = score(colorizer, paths, a.render_factor)
+        print(f"| {name} | {r['delta_e']:.2f} | {r['colourfulness']:.1f} | {r['seconds']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
