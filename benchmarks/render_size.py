@@ -11,11 +11,11 @@ The engine does the first; this script is why."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import time
 from pathlib import Path
 from unittest import mock
-
-import numpy as np
 
 from recolor import color
 from recolor.engine import Colorizer
@@ -27,14 +27,12 @@ def square(height: int, width: int, render_factor: int) -> tuple[int, int]:
     return side, side
 
 
-def upsampled(height: int, width: int, render_factor: int) -> tuple[int, int]:
-    scale = color.check_render_factor(render_factor) * 16 / np.sqrt(height * width)
-    return (max(32, int(round(height * scale / 32)) * 32), max(32, int(round(width * scale / 32)) * 32))
-
-
-VARIANTS = {"aspect kept, never above the photo's size (recolor)": color.render_size,
-            "aspect kept, small photos upsampled": upsampled,
-            "square stretch to rf·16 (DeOldify)": square}
+VARIANTS = {  # name -> what to patch in `color` for that sizing (nothing: the engine's own)
+    "aspect kept, never above the photo's size (recolor)": contextlib.nullcontext,
+    # no cap at the photo's own size: min(rf·16, max(own, ∞)) is rf·16 for every photo
+    "aspect kept, small photos upsampled": lambda: mock.patch.object(color, "MIN_RENDER", math.inf),
+    "square stretch to rf·16 (DeOldify)": lambda: mock.patch.object(color, "render_size", square),
+}
 
 
 def score(colorizer: Colorizer, paths: list[Path], rf: int) -> dict:
@@ -54,8 +52,8 @@ def main() -> None:
     colorizer = Colorizer.from_pretrained(a.model, device="cpu")
     print(f"{len(paths)} photos from {a.data}, render factor {a.render_factor}, model {a.model}")
     print("| render size | mean ΔE2000 ↓ | colourfulness ↑ | seconds |\n|---|---|---|---|")
-    for name, size in VARIANTS.items():
-        with mock.patch.object(color, "render_size", size):
+    for name, patch in VARIANTS.items():
+        with patch():
             r = score(colorizer, paths, a.render_factor)
         print(f"| {name} | {r['delta_e']:.2f} | {r['colourfulness']:.1f} | {r['seconds']:.0f} |", flush=True)
 

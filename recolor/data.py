@@ -25,6 +25,7 @@ from .color import rgb_to_lab
 
 log = logging.getLogger("recolor")
 GRAY_CHROMA = 5.0  # Lab chroma units; a photo whose 95th-percentile chroma is below this counts as gray
+DEFAULT_ZOOM = 3.0  # training crops see objects up to 3× bigger, as the engine renders them (random_crop)
 
 
 def load_rgb(path: Path, reduced: bool = False) -> np.ndarray | None:
@@ -84,7 +85,8 @@ def split_val(photos: list[str], fraction: float, seed: int, cap: int) -> tuple[
 
 
 # --------------------------------------------------------------------------------------------- crops
-def random_crop(rgb: np.ndarray, size: int, rng: np.random.Generator, zoom: float = 1.5) -> np.ndarray:
+def random_crop(rgb: np.ndarray, size: int, rng: np.random.Generator,
+                zoom: float = DEFAULT_ZOOM) -> np.ndarray:
     """Scale so the shorter side is in [size, zoom·size] (log-uniform), then crop size×size.
 
     Small zooms keep the whole scene in view; large ones show objects as big as the engine renders them
@@ -119,7 +121,7 @@ class ColorPhotos:
     Returns (L_in, L, ab): L_in is the network input (with noise), L the clean luminance, all float32."""
 
     def __init__(self, paths: list[str], seed: int = 0, augment: bool = True, noise: float = 0.0,
-                 zoom: float = 1.5):
+                 zoom: float = DEFAULT_ZOOM):
         if not paths:
             raise ValueError("no training photos")
         self.paths, self.seed, self.augment, self.noise, self.zoom = list(paths), seed, augment, noise, zoom

@@ -44,7 +44,8 @@ from torch import nn
 from . import color, metrics
 from .atomic import replacing
 from .critic import Critic, CriticConfig
-from .data import ColorPhotos, PhotoIndex, StepBatches, center_fit, scan_photos, split_val, to_l_ab, load_rgb
+from .data import (DEFAULT_ZOOM, ColorPhotos, PhotoIndex, StepBatches, center_fit, scan_photos, split_val, to_l_ab,
+                   load_rgb)
 from .images import find_images, write_image
 from .losses import (FeatureLoss, colourfulness_loss, critic_hinge_loss, generator_hinge_loss, lab_to_rgb,
                      pixel_loss)
@@ -72,7 +73,7 @@ class TrainConfig:
     perceptual: str = "mobilenet_v2"  # mobilenet_v2 | vgg16_bn | none
     batch_size: int = 16  # per process; the global batch is batch_size × world size
     noise: float = 2.0  # max σ of Gaussian noise on the input L (L units); steadies video
-    zoom: float = 3.0  # crops come from the photo scaled to a shorter side in [size, zoom·size]
+    zoom: float = DEFAULT_ZOOM  # crops come from the photo scaled to a shorter side in [size, zoom·size]
     ema: float = 0.999  # weight averaging; 0 turns it off
     # stage 1: generator pretraining
     pretrain_steps: int = 3000
