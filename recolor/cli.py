@@ -143,6 +143,9 @@ def train_command(
     critic_steps: Annotated[Optional[int], typer.Option("--critic-steps", min=0)] = None,
     gan_steps: Annotated[Optional[int], typer.Option("--gan-steps", min=0)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", min=1, help="Per process.")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Generator learning rate in pretraining.")] = None,
+    zoom: Annotated[Optional[float], typer.Option("--zoom", min=1.0, help="Crops come from the photo scaled up to this many times the crop size.")] = None,
+    colour_weight: Annotated[Optional[float], typer.Option("--colour-weight", min=0.0, help="Weight of the colourfulness-matching loss (0: off).")] = None,
     perceptual: Annotated[Optional[str], typer.Option("--perceptual", help="mobilenet_v2, vgg16_bn or none.")] = None,
     pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="ImageNet weights for encoder and perceptual net.")] = None,
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16/fp16 autocast.")] = None,
@@ -158,7 +161,7 @@ def train_command(
     from .train import TrainConfig, TrainingError, RichReporter, train
     options = {"data": data and str(data), "stage": stage, "model": model, "val": val and str(val), "seed": seed,
                "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
-               "batch_size": batch_size, "perceptual": perceptual, "pretrained": pretrained, "amp": amp}
+               "batch_size": batch_size, "lr": lr, "zoom": zoom, "colour_weight": colour_weight, "perceptual": perceptual, "pretrained": pretrained, "amp": amp}
     base = json.loads(config.read_text()) if config else {}
     settings = {**base, **{k: v for k, v in options.items() if v is not None}, "out": str(out), "device": device,
                 "workers": workers, "threads": threads}

@@ -39,6 +39,7 @@ class EvalConfig:
 class EvalResult:
     rows: list[dict] = field(default_factory=list)  # per photo: name, source, model_*, baseline_*, truth_colourfulness
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+    samples: list[tuple[np.ndarray, ...]] = field(default_factory=list)  # (gray, colorized, truth) RGB uint8
 
     def summary(self, rows: Sequence[dict] | None = None) -> dict:
         """{'count', 'model': {...}, 'baseline': {...}, 'truth': {'colourfulness'}} as means over photos."""
@@ -93,8 +94,9 @@ def load_truth(path: Path) -> np.ndarray:
 
 
 def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = 35, batch_size: int = 4,
-                    on_photo: Callable[[Path], None] | None = None) -> EvalResult:
-    """Score a Colorizer (anything with `colorize_batch`) on colour photo files."""
+                    on_photo: Callable[[Path], None] | None = None, samples: int = 0) -> EvalResult:
+    """Score a Colorizer (anything with `colorize_batch`) on colour photo files; keep the images of the
+    first `samples` photos in `result.samples`."""
     result = EvalResult()
     batch: list[tuple[Path, np.ndarray, np.ndarray]] = []
 
@@ -102,6 +104,8 @@ def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = 35, b
         preds = colorizer.colorize_batch([g for _, _, g in batch], render_factor, batch_size)
         for (path, truth, gray), pred in zip(batch, preds):
             result.rows.append(score_photo(path.name, source_of(path), truth, gray, pred[:, :, :3]))
+            if len(result.samples) < samples:
+                result.samples.append((gray, pred[:, :, :3], truth))
             if on_photo:
                 on_photo(path)
         batch.clear()

@@ -36,16 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import color, metrics
 from .atomic import replacing
 from .critic import Critic, CriticConfig
-from .data import (DEFAULT_ZOOM, ColorPhotos, PhotoIndex, StepBatches, center_fit, scan_photos, split_val, to_l_ab,
-                   load_rgb)
+from .data import DEFAULT_ZOOM, ColorPhotos, PhotoIndex, StepBatches, scan_photos, split_val
+from .evaluate import evaluate_photos
 from .images import find_images, write_image
 from .losses import (FeatureLoss, colourfulness_loss, critic_hinge_loss, generator_hinge_loss, lab_to_rgb,
                      pixel_loss)
@@ -53,6 +53,7 @@ from .model import MODELS, Generator, ModelConfig, apply_spectral_norm, create_m
 from .weights import read_weights, save_weights
 
 STAGES = ("pretrain", "critic", "gan")
+RETIRED = {"val_size"}  # settings older runs stored that no longer do anything; a resume skips them
 SAMPLE_OFFSET = {"pretrain": 0, "critic": 1 << 40, "gan": 2 << 40}  # each stage draws its own crops
 
 
@@ -98,7 +99,7 @@ class TrainConfig:
     # validation, checkpoints, logs
     val_fraction: float = 0.05
     val_max: int = 64  # val photos scored at each validation
-    val_size: int = 256
+    val_render_factor: int = 35  # validation renders whole photos through the engine, as `recolor eval`
     val_every: int = 250
     samples: int = 6  # val photos in each sample sheet
     save_every: int = 100
@@ -109,7 +110,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k not in RETIRED}
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
@@ -125,7 +126,7 @@ class TrainConfig:
             raise ValueError(f"unknown stage {self.stage!r}; choose one of: {', '.join(STAGES)}, all")
         if len(self.sizes) != len(self.size_fractions) or abs(sum(self.size_fractions) - 1) > 1e-6:
             raise ValueError("sizes and size_fractions need the same length, and the fractions must sum to 1")
-        if any(s % 32 for s in (*self.sizes, self.gan_size, self.val_size)):
+        if any(s % 32 for s in (*self.sizes, self.gan_size)):
             raise ValueError("crop sizes must be multiples of 32 (the encoder's stride)")
         return self
 
@@ -464,22 +465,11 @@ class Step:
 
 
 # ------------------------------------------------------------------------------------------- validation
-@dataclass
-class ValSet:
-    rgb: list[np.ndarray]  # ground truth crops, uint8 (S, S, 3)
-    l: torch.Tensor  # (N, 1, S, S)
-
-
-def load_val(paths: list[str], size: int) -> ValSet | None:
-    rgbs, ls = [], []
-    for p in paths:
-        rgb = load_rgb(Path(p))
-        if rgb is None:
-            continue
-        crop = color.to_uint8(center_fit(rgb, size))
-        rgbs.append(crop)
-        ls.append(to_l_ab(crop.astype(np.float32) / 255.0)[0])
-    return ValSet(rgbs, torch.from_numpy(np.stack(ls))) if rgbs else None
+def spread(paths: list[str], count: int) -> list[str]:
+    """`count` paths evenly spaced through the sorted list, so every source (file-name prefix) is in the mix."""
+    if len(paths) <= count:
+        return list(paths)
+    return [paths[round(i)] for i in np.linspace(0, len(paths) - 1, count)]
 
 
 def val_score(delta_e: float, colourfulness: float, truth_colourfulness: float) -> float:
@@ -489,33 +479,33 @@ def val_score(delta_e: float, colourfulness: float, truth_colourfulness: float) 
 
 
 @torch.no_grad()
-def validate(model: Generator, val: ValSet, device: torch.device, amp_dtype) -> tuple[dict, list[np.ndarray]]:
-    """-> (mean metrics, predicted RGB crops). Eval mode, batches of 16."""
-    was = model.training
-    model.eval()
-    preds = []
-    for start in range(0, len(val.rgb), 16):
-        l = val.l[start:start + 16].to(device)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            ab = model(l).float().permute(0, 2, 3, 1).cpu().numpy()
-        preds += [color.merge_l_ab(li[0].cpu().numpy(), a) for li, a in zip(l, ab)]
-    model.train(was)
-    rows = [{"delta_e": metrics.delta_e2000(t, p), "psnr": metrics.psnr(t, p),
-             "colourfulness": metrics.colourfulness(p), "truth_colourfulness": metrics.colourfulness(t)}
-            for t, p in zip(val.rgb, preds)]
-    summary = metrics.summarize(rows)
+def validate(model: Generator, paths: list[str], device: torch.device, render_factor: int,
+             samples: int) -> tuple[dict, list[tuple[np.ndarray, ...]]]:
+    """-> (mean metrics, sample images). Whole photos through the engine, exactly as `recolor eval` scores
+    them: 256 px centre crops ranked checkpoints differently from the product's own measure."""
+    from .engine import Colorizer
+    colorizer = Colorizer(copy.deepcopy(model), device)  # a copy: the engine switches it to channels_last
+    result = evaluate_photos(colorizer, [Path(p) for p in paths], render_factor, samples=samples)
+    if not result.rows:
+        raise TrainingError("no validation photo could be scored (all unreadable or gray)")
+    mean = result.summary()
+    summary = {**mean["model"], "truth_colourfulness": mean["truth"]["colourfulness"],
+               "baseline_delta_e": mean["baseline"]["delta_e"]}
     summary["score"] = val_score(summary["delta_e"], summary["colourfulness"], summary["truth_colourfulness"])
-    return summary, preds
+    return summary, result.samples
 
 
-def sample_sheet(val: ValSet, preds: list[np.ndarray], count: int) -> np.ndarray:
-    """Rows of gray | prediction | ground truth."""
+def sample_sheet(samples: list[tuple[np.ndarray, ...]], height: int = 256) -> np.ndarray:
+    """Rows of gray | colorized | ground truth, each photo scaled to `height`, on white."""
     rows = []
-    for truth, pred in list(zip(val.rgb, preds))[:count]:
-        gray = color.merge_l_ab(color.luminance(truth), np.zeros(truth.shape[:2] + (2,), np.float32))
-        gap = np.full((truth.shape[0], 4, 3), 255, np.uint8)
-        rows.append(np.hstack([gray, gap, pred, gap, truth]))
-    return np.vstack([np.vstack([r, np.full((4, r.shape[1], 3), 255, np.uint8)]) for r in rows])
+    for images in samples:
+        width = max(1, round(images[0].shape[1] * height / images[0].shape[0]))
+        scaled = [cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images]
+        gap = np.full((height, 4, 3), 255, np.uint8)
+        rows.append(np.hstack([scaled[0], gap, scaled[1], gap, scaled[2]]))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.vstack(rows)
 
 
 # ------------------------------------------------------------------------------------------- the run
@@ -527,7 +517,7 @@ class Run:
     out: Path
     reporter: Reporter
     train_paths: list[str]
-    val: ValSet | None
+    val: list[str]  # validation photos (empty: no validation)
 
     def log(self, record: dict) -> None:
         if self.ctx.main:
@@ -545,11 +535,12 @@ class Run:
                 "train": json.loads(json.dumps(self.cfg.to_dict()))}
 
     def validate(self, state: RunState, amp_dtype) -> None:
-        if not self.ctx.main or self.val is None:
+        if not self.ctx.main or not self.val:
             return
-        summary, preds = validate(state.saved_generator(), self.val, self.ctx.device, amp_dtype)
+        summary, samples = validate(state.saved_generator(), self.val, self.ctx.device, self.cfg.val_render_factor,
+                                    self.cfg.samples)
         tag = f"{state.stage}_{state.step:06d}"
-        write_image(self.out / "samples" / f"{tag}.jpg", sample_sheet(self.val, preds, self.cfg.samples), True)
+        write_image(self.out / "samples" / f"{tag}.jpg", sample_sheet(samples), True)
         self.log({"stage": state.stage, "step": state.step, "val": {k: round(v, 4) for k, v in summary.items()}})
         if summary["score"] < state.best:
             state.best, state.best_at = summary["score"], tag
@@ -711,7 +702,7 @@ def train(cfg: TrainConfig, resume: bool = False, reporter: Reporter | None = No
     reporter.info(f"data: {index.summary()}; {len(train_paths)} train, {len(val_paths)} val")
     amp_dtype = amp_dtype_for(cfg, ctx.device)
     features = make_feature_loss(cfg, ctx.device, reporter)
-    run = Run(cfg, ctx, out, reporter, train_paths, load_val(val_paths[:cfg.val_max], cfg.val_size))
+    run = Run(cfg, ctx, out, reporter, train_paths, spread(val_paths, cfg.val_max))
     try:
         for stage in (STAGES if cfg.stage == "all" else (cfg.stage,)):
             if resume and STAGES.index(stage) < STAGES.index(state.stage):

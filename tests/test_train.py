@@ -63,8 +63,26 @@ def test_each_stage_lowers_its_loss(folders, tmp_path):
     assert sorted(p.name for p in (run / "samples").iterdir())[0].startswith("gan_")
     from recolor.engine import Colorizer
     from train_helpers import photo
-    out = Colorizer.from_pretrained(str(run / "best.safetensors"), "cpu").colorize(photo(np.random.default_rng(0)), 7)
+    best = Colorizer.from_pretrained(str(run / "best.safetensors"), "cpu")
+    out = best.colorize(photo(np.random.default_rng(0)), 7)
     assert out.shape == (72, 88, 3) and out.dtype == np.uint8
+    # validation is `recolor eval` at the run's render factor: best.safetensors scores what its record says
+    from recolor.evaluate import evaluate_photos
+    scored = evaluate_photos(best, sorted(folders[1].iterdir()), render_factor=8).summary()["model"]
+    recorded = json.loads(best.metadata["info"])["val"]
+    assert scored["delta_e"] == pytest.approx(recorded["delta_e"], abs=0.05)  # weights stored in fp16
+
+
+def test_validation_spreads_over_sources_and_sheets_mixed_sizes():
+    from recolor.train import sample_sheet, spread
+    paths = [f"{source}_{i}.jpg" for source in ("a", "b", "c") for i in range(10)]
+    picked = spread(paths, 6)
+    assert picked[0] == paths[0] and picked[-1] == paths[-1] and len(set(picked)) == 6
+    assert {p[0] for p in picked} == {"a", "b", "c"}
+    assert spread(paths[:4], 6) == paths[:4]
+    tall, wide = np.zeros((90, 30, 3), np.uint8), np.zeros((40, 100, 3), np.uint8)
+    sheet = sample_sheet([(tall,) * 3, (wide,) * 3], height=64)
+    assert sheet.shape == (2 * (64 + 4), 3 * 160 + 2 * 4, 3)
 
 
 def test_progressive_sizes_and_frozen_encoder_schedule():
@@ -231,3 +249,15 @@ def test_critic_and_hinge_losses():
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
     assert critic_hinge_loss(real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1) / 2)
     assert generator_hinge_loss(fake).item() == pytest.approx(1.0)
+
+
+def test_cli_training_flags_reach_the_run_config(folders, tmp_path):
+    from typer.testing import CliRunner
+    from recolor.cli import app
+    (tmp_path / "cfg.json").write_text(json.dumps(tiny_settings(*folders, pretrain_steps=2, stage="pretrain")))
+    result = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "run"),
+                                      "--lr", "2e-4", "--zoom", "1.5", "--colour-weight", "0.25"])
+    assert result.exit_code == 0, result.output
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (stored["lr"], stored["zoom"], stored["colour_weight"]) == (2e-4, 1.5, 0.25)
+    assert stored["pretrain_steps"] == 2  # the rest still comes from --config

@@ -37,7 +37,7 @@ def tiny_settings(data: Path, val: Path, **overrides) -> dict:
     """TrainConfig fields (as in a config.json) for a run of a few seconds at 32–64 px."""
     settings = dict(data=str(data), val=str(val), model=TINY_MODEL, pretrained=False, workers=0, threads=1,
                     batch_size=4, pretrain_steps=12, sizes=[32, 64], size_fractions=[0.5, 0.5], freeze_fraction=0.0,
-                    warmup=3, critic_steps=6, gan_steps=6, gan_size=32, critic_width=8, val_size=64, val_every=6,
+                    warmup=3, critic_steps=6, gan_steps=6, gan_size=32, critic_width=8, val_render_factor=8, val_every=6,
                     save_every=3, log_every=3, samples=2, lr=3e-3)
     settings.update(overrides)
     return settings
