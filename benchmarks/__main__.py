@@ -82,16 +82,16 @@ def main() -> None:
     colorizers = build_colorizers(a.precision, a.runtime, log)
     log("image latency")
     results["latency"] = speed.image_latency(colorizers, plan, log)
-    recolor = colorizers.pop("recolor")
+    ours = colorizers.pop("recolor")
     colorizers.clear()  # free the references' ~1.2 GB before the memory measurements
     log("folder throughput")
-    results["folder"] = speed.folder_throughput(recolor, plan.folder_photos, 35 if not a.quick else 7)
+    results["folder"] = speed.folder_throughput(ours, plan.folder_photos, 35 if not a.quick else 7)
     log("peak RSS")
     results["rss"] = speed.image_peak_rss(*((3000, 4000, 35) if not a.quick else (240, 320, 7)))
     results["help"] = speed.help_time()
     if not a.skip_video:
         log("video")
-        results["video"] = speed.video_benchmarks(recolor, plan, log)
+        results["video"] = speed.video_benchmarks(ours, plan, log)
     results["suite_seconds"] = time.perf_counter() - t0
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = "speed-quick" if a.quick else "speed"

@@ -15,7 +15,6 @@ import contextlib
 import json
 import statistics
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np

@@ -10,7 +10,6 @@ Peak RSS and `recolor --help` run the real CLI in a subprocess (fresh interprete
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
