@@ -7,6 +7,16 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _new_file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+# mkstemp (and safetensors) create temp files 0600; a published output gets what open() would give it
+NEW_FILE_MODE = _new_file_mode()
+
+
 class OutputExists(FileExistsError):
     """The output name is taken and overwriting was not asked for."""
 
@@ -17,6 +27,7 @@ class OutputExists(FileExistsError):
 def publish(tmp: Path | str, dest: Path, overwrite: bool) -> None:
     """Move a finished temp file (same folder) to dest. Without overwrite, a hard link publishes it and fails
     if the name exists, so even a file that appeared meanwhile is never clobbered."""
+    os.chmod(tmp, NEW_FILE_MODE)
     if overwrite:
         os.replace(tmp, dest)
         return
@@ -40,6 +51,7 @@ def replacing(path: Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
+        os.chmod(tmp, NEW_FILE_MODE)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

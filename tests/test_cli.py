@@ -36,6 +36,10 @@ def test_single_file_writes_color_beside_it(run, scans):
     out = cv2.imread(str(scans / "camera_color.jpg"))
     assert out.shape == (512, 512, 3)
     assert np.abs(out[:, :, 0].astype(int) - out[:, :, 2]).mean() > 1
+    # published like any new file (umask), not with the temp file's private 0600
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (scans / "camera_color.jpg").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_colorize_alias_and_output_file(run, scans, tmp_path):

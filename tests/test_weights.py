@@ -37,6 +37,9 @@ def test_save_load_round_trip(tmp_path, half):
     with torch.no_grad():
         assert torch.allclose(model(l), loaded(l), atol=0.5 if half else 1e-4)
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))  # atomic write left no temp file
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # as a new file, not the temp file's 0600
 
 
 def test_default_resolves_to_the_embedded_file():
