@@ -2,11 +2,12 @@
 
     python -m benchmarks.render_size --data ../shared/data/val --model default --render-factor 35
 
-Three ways to size the network's input, all through `recolor eval`'s own scoring (`evaluate.evaluate_photos`:
+Four ways to size the network's input, all through `recolor eval`'s own scoring (`evaluate.evaluate_photos`:
 desaturate, colorize, CIEDE2000 ΔE against the original, Hasler–Süsstrunk colourfulness):
 - recolor: area ≈ (rf·16)², aspect kept, never above the photo's own size (`color.render_size`);
 - upsampled: the same, but small photos blown up to (rf·16)² too;
-- square stretch: DeOldify's rf·16 square.
+- square stretch: DeOldify's rf·16 square;
+- three quarters: the engine's sizing, capped at 3/4 of the photo's own size instead of all of it.
 The engine does the first; this script is why."""
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ VARIANTS = {  # name -> what to patch in `color` for that sizing (nothing: the e
     # no cap at the photo's own size: min(rf·16, max(own, ∞)) is rf·16 for every photo
     "aspect kept, small photos upsampled": lambda: mock.patch.object(color, "MIN_RENDER", math.inf),
     "square stretch to rf·16 (DeOldify)": lambda: mock.patch.object(color, "render_size", square),
+    # the cap at 3/4 of the photo's size: does a coarser view (more context per receptive field) help?
+    "aspect kept, never above 3/4 of the photo's size": lambda: mock.patch.object(
+        color, "render_size", lambda h, w, rf, own=color.render_size: own(round(h * 0.75), round(w * 0.75), rf)),
 }
 
 

@@ -485,7 +485,9 @@ def validate(model: Generator, paths: list[str], device: torch.device, render_fa
     them: 256 px centre crops ranked checkpoints differently from the product's own measure."""
     from .engine import Colorizer
     colorizer = Colorizer(copy.deepcopy(model), device)  # a copy: the engine switches it to channels_last
-    result = evaluate_photos(colorizer, [Path(p) for p in paths], render_factor, samples=samples)
+    shown = spread(paths, samples)  # scored first, so the sheet shows every source too
+    ordered = shown + sorted(set(paths) - set(shown))
+    result = evaluate_photos(colorizer, [Path(p) for p in ordered], render_factor, samples=samples)
     if not result.rows:
         raise TrainingError("no validation photo could be scored (all unreadable or gray)")
     mean = result.summary()
@@ -534,7 +536,7 @@ class Run:
         return {"stage": state.stage, "step": state.step, "done": list(state.done), "val": val or {},
                 "train": json.loads(json.dumps(self.cfg.to_dict()))}
 
-    def validate(self, state: RunState, amp_dtype) -> None:
+    def validate(self, state: RunState) -> None:
         if not self.ctx.main or not self.val:
             return
         summary, samples = validate(state.saved_generator(), self.val, self.ctx.device, self.cfg.val_render_factor,
@@ -585,7 +587,7 @@ class Run:
             state.step += 1
             if stage != "critic":
                 update_ema(state.ema, state.generator, self.cfg.ema, state.step)
-            self.after_step(state, stage, total, logs, window, len(l_in) * self.ctx.world, amp_dtype)
+            self.after_step(state, stage, total, logs, window, len(l_in) * self.ctx.world)
         state.generator.encoder.requires_grad_(True)
         state.generator.train()
         state.done = tuple(dict.fromkeys((*state.done, stage)))
@@ -600,7 +602,7 @@ class Run:
             for group in state.g_opt.param_groups:
                 group["lr"] = self.cfg.lr * group["lr_mult"] * lr_factor(self.cfg, state.step)
 
-    def after_step(self, state, stage, total, logs, window, images, amp_dtype) -> None:
+    def after_step(self, state, stage, total, logs, window, images) -> None:
         window["n"] += images
         for k, v in logs.items():
             window["sums"][k] = window["sums"].get(k, 0.0) + v.detach()  # tensors: no GPU sync per step
@@ -615,7 +617,7 @@ class Run:
                                  f"  {rate:.1f} img/s")
             window.update(t=time.perf_counter(), n=0, sums={}, steps=0)
         if stage != "critic" and (state.step % self.cfg.val_every == 0 or last):
-            self.validate(state, amp_dtype)
+            self.validate(state)
         if state.step % self.cfg.save_every == 0 and not last:
             self.write_state(state)
 
