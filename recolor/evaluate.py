@@ -75,9 +75,10 @@ def desaturate(rgb: np.ndarray) -> np.ndarray:
     return color.merge_l_ab(l, np.zeros(l.shape + (2,), np.float32))
 
 
-def score_photo(name: str, source: str, truth: np.ndarray, gray: np.ndarray, pred: np.ndarray) -> dict:
+def score_photo(name: str, source: str, truth: np.ndarray, gray: np.ndarray, pred: np.ndarray,
+                baseline: bool = True) -> dict:
     row: dict = {"name": name, "source": source}
-    for prefix, image in (("model", pred), ("baseline", gray)):
+    for prefix, image in [("model", pred)] + ([("baseline", gray)] if baseline else []):
         row.update({f"{prefix}_{k}": v for k, v in metrics.image_metrics(truth, image).items()})
     row["truth_colourfulness"] = metrics.colourfulness(truth)
     return row
@@ -94,16 +95,18 @@ def load_truth(path: Path) -> np.ndarray:
 
 
 def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = 35, batch_size: int = 4,
-                    on_photo: Callable[[Path], None] | None = None, samples: int = 0) -> EvalResult:
+                    on_photo: Callable[[Path], None] | None = None, samples: int = 0,
+                    baseline: bool = True) -> EvalResult:
     """Score a Colorizer (anything with `colorize_batch`) on colour photo files; keep the images of the
-    first `samples` photos in `result.samples`."""
+    first `samples` photos in `result.samples`. baseline=False skips scoring the gray images (the same
+    numbers every time a training run validates)."""
     result = EvalResult()
     batch: list[tuple[Path, np.ndarray, np.ndarray]] = []
 
     def flush() -> None:
         preds = colorizer.colorize_batch([g for _, _, g in batch], render_factor, batch_size)
         for (path, truth, gray), pred in zip(batch, preds):
-            result.rows.append(score_photo(path.name, source_of(path), truth, gray, pred[:, :, :3]))
+            result.rows.append(score_photo(path.name, source_of(path), truth, gray, pred[:, :, :3], baseline))
             if len(result.samples) < samples:
                 result.samples.append((gray, pred[:, :, :3], truth))
             if on_photo:

@@ -487,12 +487,11 @@ def validate(model: Generator, paths: list[str], device: torch.device, render_fa
     colorizer = Colorizer(copy.deepcopy(model), device)  # a copy: the engine switches it to channels_last
     shown = spread(paths, samples)  # scored first, so the sheet shows every source too
     ordered = shown + sorted(set(paths) - set(shown))
-    result = evaluate_photos(colorizer, [Path(p) for p in ordered], render_factor, samples=samples)
+    result = evaluate_photos(colorizer, [Path(p) for p in ordered], render_factor, samples=samples, baseline=False)
     if not result.rows:
         raise TrainingError("no validation photo could be scored (all unreadable or gray)")
     mean = result.summary()
-    summary = {**mean["model"], "truth_colourfulness": mean["truth"]["colourfulness"],
-               "baseline_delta_e": mean["baseline"]["delta_e"]}
+    summary = {**mean["model"], "truth_colourfulness": mean["truth"]["colourfulness"]}
     summary["score"] = val_score(summary["delta_e"], summary["colourfulness"], summary["truth_colourfulness"])
     return summary, result.samples
 

@@ -112,6 +112,9 @@ def test_evaluate_with_an_oracle_and_the_baseline(photo_folder):
     assert set(result.per_source()) == {"alpha", "beta"} and result.per_source()["alpha"]["count"] == 2
     skipped = {name.rsplit("/", 1)[-1]: why for name, why in result.skipped}
     assert set(skipped) == {"gray_scan.png", "broken.jpg"} and "gray" in skipped["gray_scan.png"]
+    # training's validation leaves the (unchanging) baseline out and keeps the model's numbers
+    quick = evaluate_photos(Oracle(list(truths.values())), find_images(folder), batch_size=2, baseline=False)
+    assert quick.summary()["baseline"] == {} and quick.summary()["model"] == s["model"]
 
 
 def test_source_prefix():
