@@ -161,7 +161,8 @@ def train_command(
     from .train import TrainConfig, TrainingError, RichReporter, train
     options = {"data": data and str(data), "stage": stage, "model": model, "val": val and str(val), "seed": seed,
                "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
-               "batch_size": batch_size, "lr": lr, "zoom": zoom, "colour_weight": colour_weight, "perceptual": perceptual, "pretrained": pretrained, "amp": amp}
+               "batch_size": batch_size, "lr": lr, "zoom": zoom, "colour_weight": colour_weight,
+               "perceptual": perceptual, "pretrained": pretrained, "amp": amp}
     base = json.loads(config.read_text()) if config else {}
     settings = {**base, **{k: v for k, v in options.items() if v is not None}, "out": str(out), "device": device,
                 "workers": workers, "threads": threads}
