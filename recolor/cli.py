@@ -146,6 +146,7 @@ def train_command(
     lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Generator learning rate in pretraining.")] = None,
     zoom: Annotated[Optional[float], typer.Option("--zoom", min=1.0, help="Crops come from the photo scaled up to this many times the crop size.")] = None,
     colour_weight: Annotated[Optional[float], typer.Option("--colour-weight", min=0.0, help="Weight of the colourfulness-matching loss (0: off).")] = None,
+    source_weight: Annotated[Optional[list[str]], typer.Option("--source-weight", help="SOURCE=W: draw photos named SOURCE_* W times as often (repeatable; others 1).")] = None,
     perceptual: Annotated[Optional[str], typer.Option("--perceptual", help="mobilenet_v2, vgg16_bn or none.")] = None,
     pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="ImageNet weights for encoder and perceptual net.")] = None,
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16/fp16 autocast.")] = None,
@@ -162,7 +163,8 @@ def train_command(
     options = {"data": data and str(data), "stage": stage, "model": model, "val": val and str(val), "seed": seed,
                "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
                "batch_size": batch_size, "lr": lr, "zoom": zoom, "colour_weight": colour_weight,
-               "perceptual": perceptual, "pretrained": pretrained, "amp": amp}
+               "perceptual": perceptual, "pretrained": pretrained, "amp": amp,
+               "source_weights": source_weight and parse_weights(source_weight)}
     base = json.loads(config.read_text()) if config else {}
     settings = {**base, **{k: v for k, v in options.items() if v is not None}, "out": str(out), "device": device,
                 "workers": workers, "threads": threads}
@@ -174,6 +176,20 @@ def train_command(
         fail(str(e))
     if os.environ.get("RANK", "0") == "0":
         console.print(f"done: {run / 'model.safetensors'} (latest), {run / 'best.safetensors'} (best on val)")
+
+
+def parse_weights(items: list[str]) -> dict[str, float]:
+    """["utkface=0.5", ...] -> {"utkface": 0.5}; a malformed item is a one-line error."""
+    weights = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            fail(f"--source-weight {item!r}: expected SOURCE=WEIGHT, e.g. utkface=0.5")
+        if not name.strip() or weights[name.strip()] < 0:
+            fail(f"--source-weight {item!r}: expected SOURCE=WEIGHT with a weight of 0 or more")
+    return weights
 
 
 @app.command("eval")

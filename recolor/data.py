@@ -73,6 +73,30 @@ def scan_photos(paths: list[Path], min_side: int = 32) -> PhotoIndex:
     return index
 
 
+def source_of(path: str | Path) -> str:
+    """A photo's source: its file-name prefix before the first `_` (`utkface_0042.jpg` -> `utkface`)."""
+    stem = Path(path).stem
+    return stem.split("_", 1)[0] if "_" in stem else "(none)"
+
+
+def draw_probabilities(paths: list[str], source_weights: dict[str, float]) -> np.ndarray | None:
+    """Per-photo draw probabilities from per-source weights (a source not named weighs 1); None: uniform.
+
+    A folder that is mostly one source (say, face crops) trains a model for that source; weighting evens
+    the mix without copying files. A named source that matches no photo is a typo, so it is an error."""
+    if not source_weights:
+        return None
+    sources = [source_of(p) for p in paths]
+    unknown = sorted(set(source_weights) - set(sources))
+    if unknown:
+        raise ValueError(f"source weights name {', '.join(unknown)}, which match no training photo "
+                         f"(sources: {', '.join(sorted(set(sources)))})")
+    weights = np.array([source_weights.get(s, 1.0) for s in sources], dtype=np.float64)
+    if weights.sum() <= 0:
+        raise ValueError("the source weights leave no photo to train on")
+    return weights / weights.sum()
+
+
 def split_val(photos: list[str], fraction: float, seed: int, cap: int) -> tuple[list[str], list[str]]:
     """A fixed random hold-out: (train, val). The same seed and files always give the same split."""
     n_val = min(cap, int(round(len(photos) * fraction)))
@@ -160,21 +184,24 @@ class StepBatches:
     """Batch sampler: step s of a run -> this rank's keys (file index, sample number, crop size).
 
     Global batch = batch_size × world; sample numbers run on across steps and stages of the run, so the
-    order is a pure function of (seed, step) and a resume continues it exactly."""
+    order is a pure function of (seed, step) and a resume continues it exactly. An epoch is n samples: a
+    permutation of the files, or with `p` (draw probabilities) n weighted draws with replacement."""
 
     def __init__(self, n: int, batch_size: int, seed: int, steps: range, size_at: Callable[[int], int],
-                 offset: int = 0, rank: int = 0, world: int = 1):
+                 offset: int = 0, rank: int = 0, world: int = 1, p: np.ndarray | None = None):
         self.n, self.batch_size, self.seed, self.steps = n, batch_size, seed, steps
-        self.size_at, self.offset, self.rank, self.world = size_at, offset, rank, world
-        self._perm: tuple[int, np.ndarray] | None = None
+        self.size_at, self.offset, self.rank, self.world, self.p = size_at, offset, rank, world, p
+        self._order: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.steps)
 
-    def permutation(self, epoch: int) -> np.ndarray:
-        if self._perm is None or self._perm[0] != epoch:
-            self._perm = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n))
-        return self._perm[1]
+    def order(self, epoch: int) -> np.ndarray:
+        if self._order is None or self._order[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            files = rng.permutation(self.n) if self.p is None else rng.choice(self.n, self.n, p=self.p)
+            self._order = (epoch, files)
+        return self._order[1]
 
     def keys(self, step: int) -> list[tuple[int, int, int]]:
         size = self.size_at(step)
@@ -182,7 +209,7 @@ class StepBatches:
         out = []
         for sample in range(first, first + self.batch_size):
             epoch, pos = divmod(sample, self.n)
-            out.append((int(self.permutation(epoch)[pos]), sample, size))
+            out.append((int(self.order(epoch)[pos]), sample, size))
         return out
 
     def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from . import color, metrics
-from .data import is_near_gray
+from .data import is_near_gray, source_of
 from .images import ImageError, find_images, read_image, to_rgb8
 
 METRIC_NAMES = {"delta_e": "ΔE2000 ↓", "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "colourfulness": "colourfulness"}
@@ -62,11 +62,6 @@ class EvalResult:
                 "psnr_cap_db": metrics.PSNR_CAP, **self.summary(), "per_source": self.per_source(),
                 "skipped": [{"file": f, "why": w} for f, w in self.skipped],
                 "images": [{k: min(v, metrics.PSNR_CAP) if "psnr" in k else v for k, v in r.items()} for r in self.rows]}
-
-
-def source_of(path: Path) -> str:
-    stem = path.stem
-    return stem.split("_", 1)[0] if "_" in stem else "(none)"
 
 
 def desaturate(rgb: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -44,7 +44,8 @@ from torch import nn
 
 from .atomic import replacing
 from .critic import Critic, CriticConfig
-from .data import DEFAULT_ZOOM, ColorPhotos, PhotoIndex, StepBatches, scan_photos, split_val
+from .data import (DEFAULT_ZOOM, ColorPhotos, PhotoIndex, StepBatches, draw_probabilities, scan_photos, source_of,
+                   split_val)
 from .evaluate import evaluate_photos
 from .images import find_images, write_image
 from .losses import (FeatureLoss, colourfulness_loss, critic_hinge_loss, generator_hinge_loss, lab_to_rgb,
@@ -75,6 +76,7 @@ class TrainConfig:
     batch_size: int = 16  # per process; the global batch is batch_size × world size
     noise: float = 2.0  # max σ of Gaussian noise on the input L (L units); steadies video
     zoom: float = DEFAULT_ZOOM  # crops come from the photo scaled to a shorter side in [size, zoom·size]
+    source_weights: dict[str, float] = field(default_factory=dict)  # draw weight per file-name prefix; others 1
     ema: float = 0.999  # weight averaging; 0 turns it off
     # stage 1: generator pretraining
     pretrain_steps: int = 3000
@@ -128,6 +130,8 @@ class TrainConfig:
             raise ValueError("sizes and size_fractions need the same length, and the fractions must sum to 1")
         if any(s % 32 for s in (*self.sizes, self.gan_size)):
             raise ValueError("crop sizes must be multiples of 32 (the encoder's stride)")
+        if any(w < 0 for w in self.source_weights.values()):
+            raise ValueError("source weights must be 0 or more")
         return self
 
 
@@ -519,6 +523,7 @@ class Run:
     reporter: Reporter
     train_paths: list[str]
     val: list[str]  # validation photos (empty: no validation)
+    draw_p: np.ndarray | None = None  # per-photo draw probabilities (None: each photo once an epoch)
 
     def log(self, record: dict) -> None:
         if self.ctx.main:
@@ -555,7 +560,7 @@ class Run:
         total = stage_steps(self.cfg, stage)
         sampler = StepBatches(len(self.train_paths), self.cfg.batch_size, self.cfg.seed, range(start, total),
                               lambda s: size_at(self.cfg, stage, s), SAMPLE_OFFSET[stage], self.ctx.rank,
-                              self.ctx.world)
+                              self.ctx.world, self.draw_p)
         dataset = ColorPhotos(self.train_paths, self.cfg.seed, augment=True, noise=self.cfg.noise,
                               zoom=self.cfg.zoom)
         workers = self.cfg.workers if self.cfg.workers >= 0 else min(8, (os.cpu_count() or 2) // 2)
@@ -701,9 +706,10 @@ def train(cfg: TrainConfig, resume: bool = False, reporter: Reporter | None = No
         if resume:
             trim_metrics(out / "metrics.jsonl", state)
     reporter.info(f"data: {index.summary()}; {len(train_paths)} train, {len(val_paths)} val")
+    draw_p = source_draws(train_paths, cfg.source_weights, reporter)
     amp_dtype = amp_dtype_for(cfg, ctx.device)
     features = make_feature_loss(cfg, ctx.device, reporter)
-    run = Run(cfg, ctx, out, reporter, train_paths, spread(val_paths, cfg.val_max))
+    run = Run(cfg, ctx, out, reporter, train_paths, spread(val_paths, cfg.val_max), draw_p)
     try:
         for stage in (STAGES if cfg.stage == "all" else (cfg.stage,)):
             if resume and STAGES.index(stage) < STAGES.index(state.stage):
@@ -715,6 +721,20 @@ def train(cfg: TrainConfig, resume: bool = False, reporter: Reporter | None = No
             dist.barrier()
             dist.destroy_process_group()
     return out
+
+
+def source_draws(paths: list[str], weights: dict[str, float], reporter: Reporter) -> np.ndarray | None:
+    """Draw probabilities for `source_weights`, and the share of the draws each source then gets."""
+    try:
+        p = draw_probabilities(paths, weights)
+    except ValueError as e:
+        raise TrainingError(f"--source-weight: {e}") from None
+    if p is not None:
+        shares: dict[str, float] = {}
+        for path, q in zip(paths, p):
+            shares[source_of(path)] = shares.get(source_of(path), 0.0) + q
+        reporter.info("draws per source: " + ", ".join(f"{s} {100 * q:.0f}%" for s, q in sorted(shares.items())))
+    return p
 
 
 def make_feature_loss(cfg: TrainConfig, device: torch.device, reporter: Reporter) -> FeatureLoss | None:

@@ -176,6 +176,22 @@ def test_step_batches_are_a_function_of_step_and_split_across_ranks():
     assert all(sorted(seen[i:i + 5]) == list(range(5)) for i in range(0, 20, 5))
 
 
+def test_source_weights_set_how_often_each_source_is_drawn():
+    paths = [f"d/{source}_{i}.jpg" for source, n in (("face", 60), ("sky", 30), ("misc", 10)) for i in range(n)]
+    p = rdata.draw_probabilities(paths, {"face": 0.5, "misc": 0})
+    assert p.sum() == pytest.approx(1.0) and p[0] == pytest.approx(0.5 / 60)  # faces: 30 of 60 units
+    batches = rdata.StepBatches(len(paths), 50, seed=1, steps=range(40), size_at=lambda s: 32, p=p)
+    drawn = [paths[k[0]].split("/")[1].split("_")[0] for keys in batches for k in keys]
+    assert drawn.count("misc") == 0 and abs(drawn.count("face") / len(drawn) - 0.5) < 0.03
+    again = rdata.StepBatches(len(paths), 50, seed=1, steps=range(39, 40), size_at=lambda s: 32, p=p)
+    assert list(again) == [batches.keys(39)]  # still a pure function of (seed, step): resumes exactly
+    assert rdata.draw_probabilities(paths, {}) is None
+    with pytest.raises(ValueError, match="faces.*match no training photo"):
+        rdata.draw_probabilities(paths, {"faces": 0.5})
+    with pytest.raises(ValueError, match="no photo"):
+        rdata.draw_probabilities(paths, {"face": 0, "sky": 0, "misc": 0})
+
+
 def test_dataset_items_are_deterministic_and_noise_only_touches_input(tmp_path):
     paths = [str(p) for p in make_photos(tmp_path, 2)]
     ds = rdata.ColorPhotos(paths, seed=0, noise=3.0)
@@ -260,3 +276,18 @@ def test_cli_training_flags_reach_the_run_config(folders, tmp_path):
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (stored["lr"], stored["zoom"], stored["colour_weight"]) == (2e-4, 1.5, 0.25)
     assert stored["pretrain_steps"] == 2  # the rest still comes from --config
+
+
+def test_cli_source_weights_reach_the_run_or_fail_in_one_line(folders, tmp_path):
+    from typer.testing import CliRunner
+    from recolor.cli import app
+    (tmp_path / "cfg.json").write_text(json.dumps(tiny_settings(*folders, pretrain_steps=2, stage="pretrain")))
+    base = ["train", "--config", str(tmp_path / "cfg.json")]
+    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "run"), "--source-weight", "gen=2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["source_weights"] == {"gen": 2.0}
+    assert "draws per source: gen 100%" in result.output
+    for bad, why in (("gen", "SOURCE=WEIGHT"), ("gen=-1", "0 or more"), ("faces=1", "match no training photo")):
+        result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / bad), "--source-weight", bad])
+        output = " ".join(result.output.split())  # rich wraps long lines
+        assert result.exit_code == 2 and why in output and "Traceback" not in output
