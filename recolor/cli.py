@@ -184,11 +184,12 @@ def parse_weights(items: list[str]) -> dict[str, float]:
     for item in items:
         name, _, value = item.partition("=")
         try:
-            weights[name.strip()] = float(value)
+            weight = float(value)
         except ValueError:
             fail(f"--source-weight {item!r}: expected SOURCE=WEIGHT, e.g. utkface=0.5")
-        if not name.strip() or weights[name.strip()] < 0:
+        if not name.strip() or weight < 0:
             fail(f"--source-weight {item!r}: expected SOURCE=WEIGHT with a weight of 0 or more")
+        weights[name.strip()] = weight
     return weights
 
 
