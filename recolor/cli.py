@@ -179,16 +179,17 @@ def train_command(
 
 
 def parse_weights(items: list[str]) -> dict[str, float]:
-    """["utkface=0.5", ...] -> {"utkface": 0.5}; a malformed item is a one-line error."""
+    """["utkface=0.5", ...] -> {"utkface": 0.5}; a malformed item is a one-line error (the values are
+    checked with the other settings, in TrainConfig.check)."""
     weights = {}
     for item in items:
         name, _, value = item.partition("=")
         try:
             weight = float(value)
         except ValueError:
+            weight = None
+        if not name.strip() or weight is None:
             fail(f"--source-weight {item!r}: expected SOURCE=WEIGHT, e.g. utkface=0.5")
-        if not name.strip() or weight < 0:
-            fail(f"--source-weight {item!r}: expected SOURCE=WEIGHT with a weight of 0 or more")
         weights[name.strip()] = weight
     return weights
 

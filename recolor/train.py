@@ -31,6 +31,7 @@ import json
 import math
 import os
 import time
+from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -730,9 +731,9 @@ def source_draws(paths: list[str], weights: dict[str, float], reporter: Reporter
     except ValueError as e:
         raise TrainingError(f"--source-weight: {e}") from None
     if p is not None:
-        shares: dict[str, float] = {}
+        shares: dict[str, float] = defaultdict(float)
         for path, q in zip(paths, p):
-            shares[source_of(path)] = shares.get(source_of(path), 0.0) + q
+            shares[source_of(path)] += q
         reporter.info("draws per source: " + ", ".join(f"{s} {100 * q:.0f}%" for s, q in sorted(shares.items())))
     return p
 
