@@ -2,19 +2,27 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 
-def _new_file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-# mkstemp (and safetensors) create temp files 0600; a published output gets what open() would give it
-NEW_FILE_MODE = _new_file_mode()
+def new_file_mode() -> int:
+    """The mode open() gives a new file (0o666 less the umask). mkstemp and safetensors create temp files 0600;
+    a published output gets this instead. Read, not set: os.umask() would change it for the whole process
+    for a moment, which a library must not do to its caller (and other threads)."""
+    try:
+        with open("/proc/self/status") as f:  # Linux 4.7+
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    with tempfile.TemporaryDirectory() as folder:  # elsewhere: create a file and look at what it got
+        probe = Path(folder) / "probe"
+        os.close(os.open(probe, os.O_CREAT | os.O_WRONLY, 0o666))
+        return probe.stat().st_mode & 0o777
 
 
 class OutputExists(FileExistsError):
@@ -27,7 +35,7 @@ class OutputExists(FileExistsError):
 def publish(tmp: Path | str, dest: Path, overwrite: bool) -> None:
     """Move a finished temp file (same folder) to dest. Without overwrite, a hard link publishes it and fails
     if the name exists, so even a file that appeared meanwhile is never clobbered."""
-    os.chmod(tmp, NEW_FILE_MODE)
+    os.chmod(tmp, new_file_mode())
     if overwrite:
         os.replace(tmp, dest)
         return
@@ -51,7 +59,7 @@ def replacing(path: Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
-        os.chmod(tmp, NEW_FILE_MODE)
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

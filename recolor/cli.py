@@ -6,16 +6,19 @@ Each command parses options, builds a config, calls the library and reports with
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 
+# rich_markup_mode=None: help texts are plain text, so `recolor[onnx]` or `owner/repo[@rev]` print as written
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Bring black-and-white photos and film back to colour.")
+                  rich_markup_mode=None, help="Bring black-and-white photos and film back to colour.")
 console = Console(stderr=True)
 
 
@@ -35,10 +38,16 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
     from rich.logging import RichHandler
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=console,
                         show_time=False, show_path=False)])
+    # OpenMP threads that spin while they wait collapse when anything else is busy on their cores: on 2 shared
+    # cores, 2 torch threads ran 4-8x slower than 1 (benchmarks/README.md). Set here, for the tool's own
+    # process only (a library must not change its caller's), before torch loads; a user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))  # all cores, not the physical ones torch guesses
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """One line whatever the terminal width (never wrapped, so it greps), then exit with `code`."""
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -70,16 +79,40 @@ def image_command(
     compare: Annotated[bool, typer.Option("--compare", help="Also write <name>_compare<ext>: a before|after sheet.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs are never replaced).")] = False,
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse images larger than this many pixels.")] = 100_000_000,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose outputs exist (resumes an interrupted run).")] = False,
+    failures_to: Annotated[Optional[Path], typer.Option("--failures", help="Also write every failed input and its problem here (tab-separated).")] = None,
 ) -> None:
     """Colorize photos: writes <name>_color<ext> beside each input, or under --out."""
-    from .files import plan_jobs
+    from .files import collisions, plan_jobs, skip_done
     from .report import run_with_progress
+    if skip_existing and overwrite:
+        fail("--skip-existing and --overwrite contradict each other: choose one")
     plan = plan_jobs(inputs, out, compare)
+    if clashes := collisions(plan):
+        target, first, second = clashes[0]
+        fail(f"{first} and {second} would both write {target} ({len(clashes)} such clashes); "
+             f"give them different -o folders or rename one")
+    skipped = skip_done(plan) if skip_existing else 0
+    if skipped:
+        console.print(f"skipping {skipped} inputs whose outputs exist", highlight=False)
     if not plan.jobs and plan.errors:
         fail("; ".join(f"{p}: {m}" if not m.startswith(str(p)) else m for p, m in plan.errors))
+    if not plan.jobs:
+        raise typer.Exit(0)
     colorizer = load_colorizer(model, device, precision, runtime)
     failed = run_with_progress(console, colorizer, plan, render_factor, batch_size, overwrite, max_pixels)
+    if failed and failures_to:
+        write_failures(failures_to, failed)
     raise typer.Exit(1 if failed else 0)
+
+
+def write_failures(path: Path, failures: list[tuple[str, str]]) -> None:
+    from .images import write_atomic
+    lines = "".join(f"{source}\t{message.removeprefix(source + ': ')}\n" for source, message in failures)
+    try:
+        write_atomic(path, lines.encode(), overwrite=True)
+    except OSError as e:
+        fail(f"--failures {path}: cannot write ({e.strerror or e})", 1)
 
 
 app.command("colorize", help="Alias of `recolor image`.")(image_command)

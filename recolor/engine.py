@@ -10,7 +10,6 @@ The engine never touches files; `files.py` and `video.py` feed it arrays.
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
@@ -21,11 +20,6 @@ from . import color
 
 log = logging.getLogger("recolor")
 DEFAULT_RENDER_FACTOR = 35
-
-# OpenMP threads that spin while they wait collapse when anything else is busy on their cores: on 2 shared
-# cores, 2 torch threads ran 4-8x slower than 1 (benchmarks/README.md). Passive waiting removes that. It only
-# takes effect if torch is not imported yet (the CLI imports it after this), and a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @dataclass(frozen=True)
@@ -55,8 +49,6 @@ def pick_device(name: str = "auto"):
         raise ValueError("--device cuda: no CUDA GPU is available here (try --device cpu)")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("--device mps: Apple MPS is not available here (try --device cpu)")
-    if device.type == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)  # all cores, not just the physical ones torch guesses
     return device
 
 

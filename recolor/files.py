@@ -86,6 +86,28 @@ def plan_jobs(inputs: Iterable[str | Path], out: Path | None = None, compare: bo
     return plan
 
 
+def collisions(plan: Plan) -> list[tuple[Path, Path, Path]]:
+    """(output, first input, second input) for every output two jobs would write: `a/x.jpg b/x.jpg -o out/`
+    would otherwise keep one result and silently lose the other."""
+    owner: dict[Path, Path] = {}
+    clashes = []
+    for job in plan.jobs:
+        for target in filter(None, (job.output, job.compare)):
+            key = target.resolve()
+            if key in owner and owner[key] != job.source:
+                clashes.append((target, owner[key], job.source))
+            owner.setdefault(key, job.source)
+    return clashes
+
+
+def skip_done(plan: Plan) -> int:
+    """Drop jobs whose outputs all exist (an interrupted run resumed: outputs are published atomically, so an
+    existing one is complete). -> how many were dropped."""
+    before = len(plan.jobs)
+    plan.jobs = [j for j in plan.jobs if not all(t.exists() for t in filter(None, (j.output, j.compare)))]
+    return before - len(plan.jobs)
+
+
 def colorize_files(colorizer, jobs: list[Job], render_factor: int, batch_size: int = 4, overwrite: bool = False,
                    max_pixels: int = DEFAULT_MAX_PIXELS,
                    on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
@@ -103,13 +125,33 @@ def colorize_files(colorizer, jobs: list[Job], render_factor: int, batch_size: i
                 ready.append(job)
             except ImageError as e:
                 _finish(outcomes, Outcome(job, str(e)), on_done)
+            except (MemoryError, OSError, ValueError) as e:  # a decoder or the OS failing on this one file
+                _finish(outcomes, Outcome(job, f"{job.source}: cannot read ({_reason(e)})"), on_done)
         if not ready:
             continue
-        results = colorizer.colorize_batch(images, render_factor, batch_size)
-        per_image = (time.perf_counter() - t0) / len(ready)
-        for job, before, after in zip(ready, images, results):
-            _finish(outcomes, _write(job, before, after, overwrite, per_image), on_done)
+        for job, before, after in zip(ready, images, _colorize(colorizer, images, render_factor, batch_size)):
+            seconds = (time.perf_counter() - t0) / len(ready)
+            if isinstance(after, Exception):
+                _finish(outcomes, Outcome(job, f"{job.source}: cannot colorize ({_reason(after)})", seconds), on_done)
+            else:
+                _finish(outcomes, _write(job, before, after, overwrite, seconds), on_done)
     return outcomes
+
+
+def _colorize(colorizer, images: list, render_factor: int, batch_size: int) -> list:
+    """Colour images, or for each image that failed its exception: when a batch fails (a value the checks
+    refuse, out of memory at some size), each image is retried alone so only the culprit fails."""
+    try:
+        return colorizer.colorize_batch(images, render_factor, batch_size)
+    except Exception as e:  # noqa: BLE001 - whatever broke, the rest of the archive must go on
+        if len(images) == 1:
+            return [e]
+    return [r for im in images for r in _colorize(colorizer, [im], render_factor, 1)]
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
 
 
 def _write(job: Job, before, after, overwrite: bool, seconds: float) -> Outcome:

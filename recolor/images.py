@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,8 @@ from .atomic import OutputExists, publish
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: a 10000×10000 scan still passes; decompression bombs do not
 JPEG_QUALITY = 95
+EXIF_ORIENTATION = 0x0112
+PIL_BOMB_PIXELS = 2 * 89_478_485  # Pillow refuses to even open images over this (DecompressionBombError)
 
 
 class ImageError(Exception):
@@ -33,13 +36,17 @@ def find_images(root: Path) -> list[Path]:
     return found
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
+def probe(path: Path) -> tuple[int, int, int]:
+    """(width, height, EXIF orientation 1-8) from the file header, without decoding the pixels.
+    Width and height are -1 for an image too big for Pillow's own bomb check (the caller's limit decides)."""
     from PIL import Image, UnidentifiedImageError
-    Image.MAX_IMAGE_PIXELS = None  # we apply our own limit, with a clearer message
     try:
-        with Image.open(path) as im:
-            return im.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit, clearer message
+            with Image.open(path) as im:
+                return (*im.size, int(im.getexif().get(EXIF_ORIENTATION, 1) or 1))
+    except Image.DecompressionBombError:
+        return -1, -1, 1
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (unrecognised format)") from None
     except OSError as e:
@@ -47,7 +54,8 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """File -> RGB or RGBA array (uint8 or uint16; gray comes back as H×W)."""
+    """File -> RGB or RGBA array (uint8 or uint16; gray comes back as H×W), turned upright as a viewer shows
+    it (EXIF orientation applied: the output carries no EXIF, so its pixels must already stand right)."""
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file")
@@ -55,7 +63,10 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         raise ImageError(f"{path}: is a folder")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
-    width, height = image_size(path)
+    width, height, orientation = probe(path)
+    if width < 0 and max_pixels < PIL_BOMB_PIXELS:
+        raise ImageError(f"{path}: over {PIL_BOMB_PIXELS / 1e6:.0f} MP, over the limit of "
+                         f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)")
     if width * height > max_pixels:
         raise ImageError(f"{path}: {width}×{height} is {width * height / 1e6:.0f} MP, over the limit of "
                          f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)")
@@ -63,7 +74,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as e:
         raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # keeps alpha and 16 bits, but ignores EXIF orientation
     if image is None or image.size == 0:
         raise ImageError(f"{path}: cannot decode (truncated or corrupt)")
     if image.dtype not in (np.uint8, np.uint16):
@@ -72,7 +83,16 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     elif image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    return image
+    return np.ascontiguousarray(upright(image, orientation))
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8, as Pillow's ImageOps.exif_transpose does) to an H×W(×C) array."""
+    if orientation in (5, 6, 7, 8):  # the stored rows are the shown columns
+        image = image.swapaxes(0, 1)
+    flip_rows, flip_cols = {2: (False, True), 3: (True, True), 4: (True, False), 6: (False, True),
+                            7: (True, True), 8: (True, False)}.get(orientation, (False, False))
+    return image[::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
 
 
 def to_8bit(image: np.ndarray) -> np.ndarray:

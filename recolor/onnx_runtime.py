@@ -3,7 +3,7 @@
     pip install "recolor[onnx]"        # onnxruntime (runs the model) + onnx (needed by torch's exporter)
     recolor image photo.jpg --runtime onnx
 
-The export is cached, keyed by the weights file's sha256, in $RECOLOR_CACHE or ~/.cache/recolor/onnx (the
+The export is cached, keyed by everything that shapes the graph (weights, model code, torch, opset), in $RECOLOR_CACHE or ~/.cache/recolor/onnx (the
 weights may live inside a read-only install, so not beside them). ORT folds batch norm into the convolutions
 and fuses activations, which eager PyTorch does not; benchmarks/README.md has the measured effect.
 Only fp32 on the CPU: the engine refuses other combinations rather than silently running something else.
@@ -84,12 +84,22 @@ def _torch_threads() -> int:
 
 
 def _key(model, weights_path: Path | None) -> str:
+    """Everything that shapes the exported graph: the weights and config (the file's sha256, or the tensors of
+    a model built in Python), the code that builds the network and exports it, the exporter's torch version
+    and the opset. A change to any of them makes a new export instead of reusing a stale one."""
     import hashlib
+    import torch
+    from . import model as model_code
+    h = hashlib.sha256()
     if weights_path is not None:
         from .weights import sha256_of
-        return sha256_of(Path(weights_path))[:16]
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        h.update(sha256_of(Path(weights_path)).encode())
+    else:
+        h.update(repr(getattr(model, "config", "")).encode())
+        for name, t in model.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    for code in (model_code.__file__, __file__):
+        h.update(Path(code).read_bytes())
+    h.update(f"torch {torch.__version__} opset {OPSET}".encode())
     return h.hexdigest()[:16]

@@ -1,14 +1,19 @@
 """Rich output for the CLI: progress bars, summary tables, model listings."""
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 
 def run_with_progress(console: Console, colorizer, plan, render_factor: int, batch_size: int, overwrite: bool,
-                      max_pixels: int) -> int:
-    """Colorize every job with a progress bar (for more than one file); print a summary. -> number failed."""
+                      max_pixels: int) -> list[tuple[str, str]]:
+    """Colorize every job with a progress bar (for more than one file); print a summary. -> (input, problem)
+    for each failure."""
     from .files import colorize_files
     jobs = plan.jobs
     with Progress(TextColumn("[bold]colorizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -17,24 +22,39 @@ def run_with_progress(console: Console, colorizer, plan, render_factor: int, bat
         task = progress.add_task("", total=len(jobs))
 
         def done(outcome) -> None:
-            progress.update(task, advance=1, description=outcome.job.source.name)
+            progress.update(task, advance=1, description=escape(outcome.job.source.name))
             if outcome.error is None:
-                progress.console.print(f"[green]✓[/] {outcome.job.output}", highlight=False)
+                progress.console.print(f"[green]✓[/] {escape(str(outcome.job.output))}", soft_wrap=True,
+                                       highlight=False)
 
         outcomes = colorize_files(colorizer, jobs, render_factor, batch_size, overwrite, max_pixels, done)
     failures = [(str(o.job.source), o.error) for o in outcomes if o.error] + [(str(p), m) for p, m in plan.errors]
     ok = len(outcomes) - sum(1 for o in outcomes if o.error)
     if failures:
-        table = Table(title=f"{len(failures)} failed, {ok} done", title_justify="left", show_lines=False)
-        table.add_column("input", overflow="fold")
-        table.add_column("problem", overflow="fold")
-        for path, message in failures:
-            table.add_row(path, message.removeprefix(path + ": "))
-        console.print(table)
+        print_failures(console, failures, ok)
     elif len(outcomes) > 1:
         seconds = sum(o.seconds for o in outcomes) / max(1, len(outcomes))
         console.print(f"[green]{ok} images colorized[/] ({seconds:.2f} s each, render factor {render_factor})")
-    return len(failures)
+    return failures
+
+
+def print_failures(console: Console, failures: list[tuple[str, str]], ok: int, shown: int = 20) -> None:
+    """One unwrapped `input: problem` line per failure (greppable at any terminal width), the first `shown`
+    of them, then a count per kind of problem, so ten thousand failures still read in a screenful."""
+    console.print(f"[bold red]{len(failures)} failed[/], {ok} done", highlight=False)
+    for path, message in failures[:shown]:
+        console.print(escape(f"  {path}: {message.removeprefix(path + ': ')}"), soft_wrap=True, highlight=False)
+    if len(failures) > shown:
+        kinds = Counter(problem_kind(path, message) for path, message in failures)
+        console.print(f"  ... and {len(failures) - shown} more; by problem:", highlight=False)
+        for kind, count in kinds.most_common(10):
+            console.print(escape(f"  {count:>8}  {kind}"), soft_wrap=True, highlight=False)
+
+
+def problem_kind(path: str, message: str) -> str:
+    """A failure message without its file names and numbers: 'cannot decode (truncated or corrupt)'."""
+    text = re.sub(r"^[^:]*[/.][^:]*: ", "", message.removeprefix(path + ": "))  # an output's name, say
+    return re.sub(r"\d+", "N", text)
 
 
 def print_models(console: Console) -> None:

@@ -168,3 +168,69 @@ def test_runtime_onnx_colours_like_torch(run, scans, tmp_path, monkeypatch):
 def test_unknown_runtime_is_a_usage_error(run, scans):
     result = run("image", scans / "camera.jpg", "--runtime", "tensorrt")
     assert result.exit_code == 2 and "unknown runtime" in result.output
+
+
+def recolor_process(*args, columns=30):
+    """The real command in its own process, in a terminal of `columns` columns."""
+    env = {**os.environ, "COLUMNS": str(columns), "TERM": "xterm"}
+    return subprocess.run([sys.executable, "-m", "recolor", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_same_names_under_one_out_are_refused_up_front_on_one_line(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "x.jpg"), np.zeros((8, 8), np.uint8))
+    result = recolor_process("image", tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", "-o", tmp_path / "out")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()  # one line, even 30 columns wide
+    assert line.startswith("error:") and "would both write" in line and str(tmp_path / "out" / "x.jpg") in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["image", "video", "train", "eval"])
+def test_help_shows_every_option_text_as_written(command):
+    """Square brackets in help texts (recolor[onnx], owner/repo[@rev], [HH:]MM:SS) are text, not markup."""
+    import typer.main
+    result = CliRunner().invoke(app, [command, "--help"], terminal_width=300, env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    shown = " ".join(result.output.split())
+    click_command = typer.main.get_command(app).commands[command]
+    for param in click_command.params:
+        for part in re.findall(r"\S*\[[^\]]*\]\S*", getattr(param, "help", None) or ""):
+            assert part in shown, part
+
+
+def test_phone_photo_comes_out_upright(run, tmp_path, gray_photo):
+    from PIL import Image
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown rotated 90° clockwise: portrait
+    Image.fromarray(gray_photo[:, :300]).save(tmp_path / "phone.jpg", exif=exif)
+    assert run("image", tmp_path / "phone.jpg", "-r", "8").exit_code == 0
+    assert cv2.imread(str(tmp_path / "phone_color.jpg")).shape == (300, 512, 3)
+
+
+def test_skip_existing_resumes_without_redoing_finished_files(run, scans):
+    assert run("image", scans, "-r", "8").exit_code == 0
+    done = scans / "camera_color.jpg"
+    stamp = done.stat().st_mtime_ns, done.stat().st_ino
+    (scans / "1920s" / "coffee_color.png").unlink()  # the run was interrupted before this one
+    result = run("image", scans, "-r", "8", "--skip-existing")
+    assert result.exit_code == 0, result.output
+    assert "skipping 1 inputs" in result.output
+    assert (done.stat().st_mtime_ns, done.stat().st_ino) == stamp
+    assert (scans / "1920s" / "coffee_color.png").exists()
+    assert run("image", scans, "--skip-existing", "--overwrite").exit_code == 2
+
+
+def test_thousands_of_failures_stay_readable_and_are_listed(run, tmp_path):
+    for i in range(45):
+        (tmp_path / f"bad{i:02d}.jpg").write_text("not an image")
+    result = run("image", tmp_path, "-o", tmp_path / "out", "--failures", tmp_path / "failed.tsv")
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[0].startswith("45 failed, 0 done"), result.output
+    assert len(lines) <= 25 and "and 25 more" in result.output
+    assert any(line.split() == ["45", "not", "an", "image", "(unrecognised", "format)"] for line in lines)
+    rows = (tmp_path / "failed.tsv").read_text().splitlines()
+    assert len(rows) == 45 and rows[0] == f"{tmp_path / 'bad00.jpg'}\tnot an image (unrecognised format)"
