@@ -9,7 +9,10 @@ The engine never touches files; `files.py` and `video.py` feed it arrays.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import platform
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
@@ -28,10 +31,10 @@ class InferenceConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 autocast on GPU) | fp32 | fp16 | bf16
     batch_size: int = 4
-    runtime: str = "torch"  # torch | onnx (optional extra: fp32 on the CPU via ONNX Runtime)
+    runtime: str = "auto"  # auto (ONNX Runtime on the CPU, torch on GPUs) | onnx | torch
 
 
-RUNTIMES = ("torch", "onnx")
+RUNTIMES = ("auto", "onnx", "torch")
 
 
 def pick_device(name: str = "auto"):
@@ -52,6 +55,29 @@ def pick_device(name: str = "auto"):
     return device
 
 
+def gpu_possible() -> bool:
+    """Could torch find a GPU here? Asked without importing torch (seconds): a GPU needs a driver."""
+    if platform.system() == "Darwin":
+        return platform.machine() == "arm64"  # Apple silicon: MPS
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg"))
+
+
+def use_onnx(runtime: str, device: str, precision: str) -> bool:
+    """Whether a model runs in ONNX Runtime: `onnx`, or `auto` where the work lands on the CPU in fp32."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    if runtime == "torch":
+        return False
+    cpu_fp32 = precision in ("auto", "fp32") and (device == "cpu" or device == "auto" and (
+        not gpu_possible() or pick_device("auto").type == "cpu"))
+    if runtime == "onnx" and not cpu_fp32:
+        raise ValueError("--runtime onnx runs fp32 on the CPU only: use --device cpu and --precision fp32/auto")
+    if runtime == "auto" and cpu_fp32 and importlib.util.find_spec("onnxruntime") is None:
+        log.warning("onnxruntime is not installed: running on torch (pip install onnxruntime for speed)")
+        return False
+    return cpu_fp32
+
+
 def autocast_dtype(device, precision: str):
     """The autocast dtype for a device and precision choice, or None for plain fp32."""
     import torch
@@ -67,10 +93,17 @@ def autocast_dtype(device, precision: str):
 
 
 class Colorizer:
-    """A generator on a device. Stateless between calls: it never keeps an image."""
+    """A generator on a device, or its ONNX graph in ONNX Runtime (CPU, and torch never loads). Stateless
+    between calls: it never keeps an image."""
 
     def __init__(self, model, device="cpu", precision: str = "auto", source=None, metadata: dict | None = None,
                  runtime: str = "torch"):
+        from .onnx_runtime import OnnxModel
+        self.source = source
+        self.metadata = metadata or {}
+        if isinstance(model, OnnxModel):
+            self.onnx, self.model, self.device, self.dtype = model, None, None, None
+            return
         import torch
         self.device = pick_device(device) if isinstance(device, str) else device
         # ONNX Runtime is fp32 only: "auto" means fp32 there, an explicit fp16/bf16 is refused
@@ -81,22 +114,29 @@ class Colorizer:
             self.model = self.model.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # render sizes repeat, so tuned kernels pay off
-        self.source = source
-        self.metadata = metadata or {}
 
     @classmethod
     def from_pretrained(cls, name: str = "default", device: str = "auto", precision: str = "auto",
-                        runtime: str = "torch") -> "Colorizer":
-        """name: "default", an embedded model, a .safetensors path, or owner/repo[@revision] on the Hub."""
-        from .weights import load_model
-        model, source, meta = load_model(name)
-        return cls(model, device, precision, source, meta, runtime)
+                        runtime: str = "auto") -> "Colorizer":
+        """name: "default", an embedded model, a .safetensors path, or owner/repo[@revision] on the Hub.
+        runtime auto: ONNX Runtime where the model runs on the CPU in fp32 (no torch start-up), torch elsewhere."""
+        from .weights import load_model, read_metadata, resolve
+        source = resolve(name)
+        if use_onnx(runtime, device, precision):
+            from .onnx_runtime import OnnxModel
+            return cls(OnnxModel.for_weights(source.path), "cpu", "fp32", source, read_metadata(source.path))
+        model, source, meta = load_model(source)
+        return cls(model, device, precision, source, meta, "torch" if runtime == "auto" else runtime)
+
+    @property
+    def runtime(self) -> str:
+        return "torch" if self.onnx is None else "onnx"
 
     def _onnx_model(self, model, source, runtime: str):
         """The ONNX Runtime session for runtime="onnx" (None for torch); only fp32 on the CPU is offered."""
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
-        if runtime == "torch":
+        if runtime != "onnx":
             return None
         if self.device.type != "cpu" or self.dtype is not None:
             raise ValueError("--runtime onnx runs fp32 on the CPU only: use --device cpu and --precision fp32/auto")
@@ -121,16 +161,26 @@ class Colorizer:
             ab = self.model(x)
         return ab.float().permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 2)
 
+    def out_of_memory(self) -> tuple[type[BaseException], ...]:
+        """The exceptions that mean "too big for the device": torch's, which ONNX Runtime never raises."""
+        if self.onnx is not None:
+            return ()
+        import torch
+        return (torch.OutOfMemoryError,)
+
+    def free_memory(self) -> None:
+        if self.device is not None and self.device.type == "cuda":
+            import torch
+            torch.cuda.empty_cache()
+
     def predict_ab_safe(self, l_small: np.ndarray) -> np.ndarray:
         """predict_ab, but a GPU out-of-memory splits the batch instead of failing."""
-        import torch
         try:
             return self.predict_ab(l_small)
-        except torch.OutOfMemoryError:
+        except self.out_of_memory():
             if len(l_small) == 1:
                 raise
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            self.free_memory()
             half = len(l_small) // 2
             log.warning("out of GPU memory at batch %d; retrying in halves", len(l_small))
             return np.concatenate([self.predict_ab_safe(l_small[:half]), self.predict_ab_safe(l_small[half:])])
@@ -141,7 +191,6 @@ class Colorizer:
         """Full-resolution L planes -> their a/b at render size, batched by render size.
 
         A GPU out-of-memory on a single image retries at a lower render factor, with a warning."""
-        import torch
         color.check_render_factor(render_factor)
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, l in enumerate(l_full):
@@ -153,13 +202,12 @@ class Colorizer:
                 batch = np.stack([color.resize_l(l_full[i], size) for i in chunk])
                 try:
                     ab = self.predict_ab_safe(batch)
-                except torch.OutOfMemoryError:
+                except self.out_of_memory():
                     if render_factor <= color.RENDER_FACTOR_MIN:
                         raise
                     lower = max(color.RENDER_FACTOR_MIN, int(render_factor * 0.75))
                     log.warning("out of GPU memory at render factor %d; retrying at %d", render_factor, lower)
-                    if self.device.type == "cuda":
-                        torch.cuda.empty_cache()
+                    self.free_memory()
                     ab = self.chroma([l_full[i] for i in chunk], lower, 1)
                 for i, a in zip(chunk, ab):
                     out[i] = a

@@ -107,18 +107,29 @@ def sha256_of(path: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------ read / write
-def read_weights(path: Path):
-    """-> (ModelConfig, state_dict of float32 CPU tensors, metadata dict)."""
+def read_metadata(path: Path) -> dict:
+    """A recolor weights file's metadata (config JSON and info), checked, without reading tensors or torch."""
     from safetensors import SafetensorError, safe_open
-    from .model import ModelConfig
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
+        with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
     if meta.get("format") != FORMAT or "config" not in meta:
         raise WeightsError(f"{path}: not a recolor weights file (no recolor config in its metadata)")
+    return meta
+
+
+def read_weights(path: Path):
+    """-> (ModelConfig, state_dict of float32 CPU tensors, metadata dict)."""
+    from safetensors import SafetensorError, safe_open
+    from .model import ModelConfig
+    meta = read_metadata(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
     try:
         config = ModelConfig.from_dict(json.loads(meta["config"]))
     except (ValueError, TypeError) as e:
@@ -127,10 +138,10 @@ def read_weights(path: Path):
     return config, state, meta
 
 
-def load_model(name: str = "default"):
+def load_model(name: str | WeightsSource = "default"):
     """Name -> (generator in eval mode on CPU, WeightsSource, metadata). Every key must match, loudly."""
     from .model import create_model
-    source = resolve(name)
+    source = name if isinstance(name, WeightsSource) else resolve(name)
     config, state, meta = read_weights(source.path)
     model = create_model(config)
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -159,7 +170,7 @@ def save_weights(model, path: str | Path, half: bool = True, info: dict | None =
 def describe(path: Path) -> dict:
     """Config and info of a weights file without building the model."""
     from safetensors import safe_open
-    with safe_open(str(path), framework="pt", device="cpu") as f:
+    with safe_open(str(path), framework="numpy") as f:
         meta = f.metadata() or {}
     return {"config": json.loads(meta.get("config", "{}")), "info": json.loads(meta.get("info", "{}")),
             "size_mb": path.stat().st_size / 1e6}

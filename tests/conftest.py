@@ -20,10 +20,18 @@ def model_file(tmp_path_factory):
     return save_weights(model, tmp_path_factory.mktemp("models") / "tiny.safetensors", half=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """ONNX exports go to a folder of this run, not the user's ~/.cache (subprocesses inherit it)."""
+    import os
+    os.environ["RECOLOR_CACHE"] = str(tmp_path_factory.mktemp("recolor-cache"))
+
+
 @pytest.fixture(scope="session")
 def colorizer(model_file):
+    """The torch runtime (the engine's GPU path, run on the CPU); `onnx_colorizer` is the CPU default."""
     from recolor.engine import Colorizer
-    return Colorizer.from_pretrained(str(model_file), device="cpu")
+    return Colorizer.from_pretrained(str(model_file), device="cpu", runtime="torch")
 
 
 @pytest.fixture(scope="session")

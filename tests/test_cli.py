@@ -147,7 +147,7 @@ def test_non_editable_install_finds_the_embedded_model(tmp_path):
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q",
                           "--target", str(target), root], capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr
-    code = "from recolor.weights import resolve; print(resolve('default').path)"
+    code = "from recolor.weights import resolve; p = resolve('default').path; assert p.with_suffix('.onnx').is_file(); print(p)"
     env = {**os.environ, "PYTHONPATH": str(target)}
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert found.returncode == 0, found.stderr
@@ -155,10 +155,8 @@ def test_non_editable_install_finds_the_embedded_model(tmp_path):
 
 
 def test_runtime_onnx_colours_like_torch(run, scans, tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path / "cache"))
-    assert run("image", scans / "camera.jpg", "-r", "12", "-o", tmp_path / "torch.png").exit_code == 0
+    assert run("image", scans / "camera.jpg", "-r", "12", "-o", tmp_path / "torch.png", "--runtime", "torch").exit_code == 0
     result = run("image", scans / "camera.jpg", "-r", "12", "-o", tmp_path / "onnx.png", "--runtime", "onnx")
     assert result.exit_code == 0, result.output
     a, b = (cv2.imread(str(tmp_path / f"{n}.png")).astype(int) for n in ("torch", "onnx"))

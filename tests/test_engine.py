@@ -1,3 +1,7 @@
+import subprocess
+import sys
+
+import cv2
 import numpy as np
 import pytest
 
@@ -127,8 +131,6 @@ def test_unknown_runtime_and_onnx_with_autocast_are_errors(model_file):
 
 
 def test_onnx_runtime_matches_torch_and_exports_once(model_file, colorizer, photo, tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path))
     onnx = Colorizer.from_pretrained(str(model_file), device="cpu", runtime="onnx")
     l = np.stack([l_of(photo)[:96, :160], l_of(photo)[100:196, :160]])  # (2, 96, 160): batch and a non-square size
@@ -140,3 +142,63 @@ def test_onnx_runtime_matches_torch_and_exports_once(model_file, colorizer, phot
     stamp = exported[0].stat().st_mtime_ns
     Colorizer.from_pretrained(str(model_file), device="cpu", runtime="onnx")  # cached: no second export
     assert exported[0].stat().st_mtime_ns == stamp
+
+
+def test_onnx_cache_key_follows_everything_that_shapes_the_graph(colorizer, model_file, tmp_path, monkeypatch):
+    from recolor import onnx_runtime
+    key = onnx_runtime._key(colorizer.model, model_file)
+    assert onnx_runtime._key(colorizer.model, model_file) == key
+    edited = tmp_path / "model.py"
+    edited.write_text(onnx_runtime.MODEL_CODE.read_text() + "\n# a changed decoder\n")
+    with monkeypatch.context() as m:
+        m.setattr(onnx_runtime, "MODEL_CODE", edited)
+        assert onnx_runtime._key(colorizer.model, model_file) != key
+    with monkeypatch.context() as m:
+        m.setattr(onnx_runtime, "_torch_version", lambda: "0.0.1")
+        assert onnx_runtime._key(colorizer.model, model_file) != key
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(model_file.read_bytes() + b" ")
+    assert onnx_runtime._key(colorizer.model, other) != key
+
+
+def test_shipped_graph_is_todays_model_and_runs_without_torch(gray_photo, tmp_path):
+    """The embedded default's graph: the same operators as an export of today's model code, the same output as
+    the torch model, and `recolor image` on the CPU never imports torch."""
+    import onnx
+    from recolor.onnx_runtime import OnnxModel, export
+    from recolor.weights import load_model, resolve
+    source = resolve("default")
+    shipped = onnx.load(str(source.path.with_suffix(".onnx")), load_external_data=False)
+    model = load_model("default")[0]
+    fresh = onnx.load(str(export(model, tmp_path / "fresh.graph")))  # .graph: tensors not folded, as shipped
+    ops = lambda g: [(n.op_type, [str(a) for a in n.attribute]) for n in g.graph.node if n.op_type != "Cast"]
+    assert ops(shipped) == ops(fresh), "weights/*.onnx is stale: run recolor.onnx_runtime.write_graph"
+    ort = OnnxModel.for_weights(source.path)
+    assert ort.path == source.path.with_suffix(".onnx")
+    l = l_of(gray_photo)[None, None, :224, :320].astype(np.float32)
+    import torch
+    with torch.no_grad():
+        assert np.abs(ort(l) - model(torch.from_numpy(l)).numpy()).max() < 1e-3
+    cv2.imwrite(str(tmp_path / "in.jpg"), gray_photo)
+    code = ("import sys, runpy; sys.argv = ['recolor', 'image', sys.argv[1], '-r', '10', '--device', 'cpu']\n"
+            "try:\n    runpy.run_module('recolor', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code\n"
+            "assert 'torch' not in sys.modules")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.jpg")], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert cv2.imread(str(tmp_path / "in_color.jpg")).shape == (512, 512, 3)
+
+
+def test_a_graph_made_for_other_weights_is_not_used(model_file, tmp_path):
+    import shutil
+    from recolor.onnx_runtime import OnnxModel, write_graph
+    weights = tmp_path / "m.safetensors"
+    shutil.copy(model_file, weights)
+    graph = write_graph(weights)
+    assert OnnxModel.for_weights(weights).path == graph
+    from recolor.weights import load_model, save_weights
+    model = load_model(str(model_file))[0]
+    with __import__("torch").no_grad():
+        model.head.bias.add_(1.0)
+    save_weights(model, weights, half=False)  # retrained: the graph beside it no longer describes it
+    assert OnnxModel.for_weights(weights).path != graph
