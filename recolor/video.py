@@ -5,10 +5,11 @@
     encode thread:  smooth a/b -> merge with the source L -> encode  ┘ frame ever touches the disk
 
 I/O is FFmpeg through PyAV: any container FFmpeg reads in, H.264 (libx264, yuv420p) out, with the source's
-exact time base and per-frame timestamps (29.97 stays 30000/1001, the frame count and duration stay the same),
-audio packets copied as they are (re-encoded to AAC only where the output container cannot hold the codec),
-and the rotation (display matrix) kept. Without PyAV, OpenCV's VideoCapture/VideoWriter do it (mp4v, no
-audio, a float frame rate), with a warning.
+exact time base and per-frame timestamps (29.97 stays 30000/1001, the frame count and duration stay the same;
+broken source timestamps become even ones at the source's rate), audio packets copied as they are (re-encoded
+to AAC only where the output container cannot hold the codec), and the rotation (display matrix), sample aspect
+ratio and colour tags kept (BT.709 for untagged HD). Without PyAV, OpenCV's VideoCapture/VideoWriter do it
+(mp4v, no audio, a float frame rate), with a warning.
 
 The output is written to a hidden temp file beside the target and renamed into place only when complete, so
 Ctrl-C or a crash never leaves a half-written video under the output name. DeOldify's video path wrote every
@@ -16,6 +17,7 @@ frame as a JPEG to disk, dropped the sound and broke on fractional frame rates; 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -44,7 +46,14 @@ BACKENDS = ("pyav", "opencv")
 _AUDIO_LEAD_S = 1.0  # mux audio up to this far ahead of the video, so the muxer can interleave
 _DONE = object()  # end-of-stream marker in the queues
 _STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-_STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+# Decoded frames held back before their timestamps are fixed, so broken timestamps are noticed before any frame
+# of the run is written: B-frames muxed with pts = dts come out of order within x264's longest B-frame run (16).
+_LOOKAHEAD = 16
+# FFmpeg's AVColorSpace values of the YUV matrices swscale converts to, and swscale's names for them.
+_MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020"}
+_BT709, _UNSPECIFIED, _RESERVED = 1, 2, 3  # AVCOL_PRI/TRC/SPC_*; 0 is reserved for primaries and transfer
 
 
 class VideoError(Exception):
@@ -75,17 +84,21 @@ class VideoConfig:
             raise ValueError(f"unknown backend {self.backend!r}: use one of {', '.join(BACKENDS)}")
         if self.batch_size < 1:
             raise ValueError("--batch-size must be ≥ 1")
+        if self.preset not in X264_PRESETS:
+            raise ValueError(f"unknown --preset {self.preset!r}: use one of {', '.join(X264_PRESETS)}")
 
 
 @dataclass(frozen=True)
 class VideoInfo:
     width: int
     height: int
-    rate: Fraction  # frames per second, exact
+    rate: Fraction  # frames per second, exact (nominal for VFR: what broken timestamps are replaced with)
     time_base: Fraction  # seconds per pts tick
     frames: int  # best estimate; 0 when unknown
     duration: float  # seconds; 0 when unknown
     audio_streams: int = 0
+    sar: Fraction | None = None  # sample (pixel) aspect ratio; None = square
+    colour: tuple[int, int, int] = (_UNSPECIFIED,) * 3  # the source's (matrix, primaries, transfer) tags
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,8 @@ def _publish(tmp: Path, output: Path, overwrite: bool) -> None:
         publish(tmp, output, overwrite)
     except OutputExists as e:
         raise VideoError(str(e)) from None
+    except OSError as e:
+        raise VideoError(f"{output}: cannot write the video ({_first_line(e)})") from None
 
 
 # ----------------------------------------------------------------------------------------------- PyAV
@@ -188,48 +203,65 @@ class PyAVReader:
         self.stream.thread_type = "AUTO"  # frame threads: decoding keeps up with the network
         self.skipped = 0
         self.info = self._probe()
+        # --start counts from the stream's first timestamp, which need not be 0 (MPEG-TS, cut files)
+        self.origin = self.stream.start_time or 0
 
     def _probe(self) -> VideoInfo:
         s = self.stream
-        rate = s.average_rate or s.guessed_rate or s.base_rate or Fraction(25)
+        # FFmpeg's guess (codec frame rate, then timestamps) stays right where timestamps are broken: a raw
+        # .h264 at 29.97 has an average rate of 25
+        rate = Fraction(s.guessed_rate or s.average_rate or s.base_rate or 25)
         tb = s.time_base or Fraction(1, 90000)
         duration = float(s.duration * tb) if s.duration else (self.container.duration or 0) / 1e6
-        frames = s.frames or int(round(duration * rate))
+        mean_rate = s.average_rate or rate  # VFR: the frame count goes with the average
+        frames = s.frames or int(round(duration * mean_rate))
         if self.start or self.duration:
             remaining = max(0.0, duration - self.start) if duration else (self.duration or 0.0)
             duration = min(remaining, self.duration or remaining)
-            frames = int(round(duration * rate))
-        return VideoInfo(s.codec_context.width, s.codec_context.height, Fraction(rate), Fraction(tb), frames,
-                         duration, len(self.container.streams.audio))
+            frames = int(round(duration * mean_rate))
+        cc = s.codec_context
+        return VideoInfo(cc.width, cc.height, rate, Fraction(tb), frames, duration, len(self.container.streams.audio),
+                         s.sample_aspect_ratio or cc.sample_aspect_ratio or None,
+                         (cc.colorspace, cc.color_primaries, cc.color_trc))
 
     def frames(self) -> Iterator[tuple[np.ndarray, int, int, int]]:
         """Yields (RGB uint8 (H, W, 3), pts, duration, rotation) in the source time base.
 
         A frame the decoder rejects is replaced by the previous picture at the lost frame's timestamp (with a
         warning), so the frame count and timing still match the source."""
-        tb, step = self.info.time_base, max(1, round(1 / (self.info.rate * self.info.time_base)))
+        tb = self.info.time_base
         if self.start > 0:
-            self.container.seek(int(self.start / tb), stream=self.stream, backward=True)
+            self.container.seek(self.origin + int(self.start / tb), stream=self.stream, backward=True)
         end = self.start + self.duration if self.duration else math.inf
-        last_pts, last_rgb, rotation = None, None, 0
-        for frame, pts, duration in self._decoded():
-            pts = pts if pts is not None else (last_pts + step if last_pts is not None else 0)
-            t = float(pts * tb)
+        last_rgb, rotation = None, 0
+        for frame, pts, duration in self._timed():
+            t = float((pts - self.origin) * tb)
             if t < self.start - 1e-6:
                 continue
             if t >= end - 1e-6:
                 break
-            if last_pts is not None and pts <= last_pts:
-                if frame is None:
-                    continue  # a lost frame we cannot place (reordered codec): it is only skipped
-                pts = last_pts + step  # broken timestamps: keep them strictly increasing
             rgb = last_rgb if frame is None else self._to_rgb(frame, t)
             if rgb is None:
                 continue
             if frame is not None:
                 rotation = frame.rotation
-            last_pts, last_rgb = pts, rgb
-            yield rgb, pts, duration or step, rotation
+            last_rgb = rgb
+            yield rgb, pts, duration, rotation
+
+    def _timed(self):
+        """(frame, pts, duration) in display order with the timestamps to write (see `_Retimer`); frames wait in
+        a short lookahead so that broken timestamps are noticed before any frame around them is placed."""
+        timer = _Retimer(self.info.rate, self.info.time_base, self.origin)
+        held = collections.deque()
+        for frame, pts, duration in self._decoded():
+            if frame is not None and timer.see(pts):
+                log.warning("%s: the timestamps are broken (missing, repeated or out of order), so frames are "
+                            "timed evenly at %.3f fps instead", self.path, float(self.info.rate))
+            held.append((frame, pts, duration))
+            if len(held) > _LOOKAHEAD:
+                yield from timer.place(*held.popleft())
+        for item in held:
+            yield from timer.place(*item)
 
     def _to_rgb(self, frame, t: float) -> np.ndarray | None:
         import av
@@ -268,14 +300,61 @@ class PyAVReader:
         self.container.close()
 
 
+class _Retimer:
+    """The timestamps to write: the source's while they are valid, so VFR stays VFR; evenly spaced at the
+    source's rate from the first broken one on (a missing one, or one not after the newest so far: B-frames
+    muxed with pts = dts, a raw .h264), continuing from the last frame placed. Patching each bad timestamp
+    alone left gaps: a 29.97 fps camera clip came out at 28.66 fps."""
+
+    def __init__(self, rate: Fraction, time_base: Fraction, origin: int):
+        self.ticks = 1 / (rate * time_base)  # per frame, exact: no drift with a coarse (1 ms) time base
+        self.step = max(1, round(self.ticks))
+        self.origin, self.broken, self.newest, self.lowest, self.last = origin, False, None, None, None
+        self.anchor, self.count = None, 0  # even timing: frame `count` after `anchor` is at anchor + count·ticks
+
+    def see(self, pts: int | None) -> bool:
+        """Checks a decoded frame's timestamp as it arrives; True when this one shows they are broken."""
+        if pts is not None:
+            self.lowest = pts if self.lowest is None else min(self.lowest, pts)
+        if pts is not None and (self.newest is None or pts > self.newest):
+            self.newest = pts
+            return False
+        was, self.broken = self.broken, True
+        return not was
+
+    def place(self, frame, pts: int | None, duration: int | None):
+        """Yields (frame, pts, duration) to write, or nothing for a lost frame (None) with no place in time: in
+        a reordered codec its packet's timestamp can be behind frames already placed."""
+        if self.broken:
+            if self.anchor is None:  # go on from the last frame placed, else start at the earliest time seen
+                self.anchor, self.count = ((self.last, 1) if self.last is not None else
+                                           (self.origin if self.lowest is None else self.lowest, 0))
+            self.last = self.anchor + round(self.count * self.ticks)
+            self.count += 1
+            yield frame, self.last, self.step
+        elif pts is not None and (self.last is None or pts > self.last):
+            self.last = pts
+            yield frame, pts, duration or self.step
+
+
 class PyAVWriter:
     """H.264 video at the source's time base, plus the source's audio streams copied packet for packet."""
 
     def __init__(self, path: Path, source: Path, info: VideoInfo, config: VideoConfig, rotation: int,
                  pts_offset: int = 0, end_s: float | None = None):
-        """pts_offset: source pts that becomes 0 (the first frame of a --start slice; 0 keeps the timeline)."""
+        """pts_offset: source pts that becomes 0 (the first frame of a slice; 0 keeps the timeline)."""
         import av
         self.container = av.open(str(path), "w")
+        try:
+            self.stream = self._add_video(info, config, rotation)
+            trimmed = pts_offset > 0 or end_s is not None
+            self.audio = _AudioCopy(source, self.container, float(pts_offset * info.time_base), end_s, trimmed)
+        except BaseException:
+            self.container.close()
+            raise
+        self.info, self.pts_offset = info, pts_offset
+
+    def _add_video(self, info: VideoInfo, config: VideoConfig, rotation: int):
         s = self.container.add_stream("libx264", rate=info.rate)
         s.width, s.height, s.pix_fmt = _even(info.width), _even(info.height), "yuv420p"
         s.time_base = info.time_base
@@ -283,13 +362,19 @@ class PyAVWriter:
         s.options = {"crf": str(config.crf), "preset": config.preset}
         if rotation:
             s.set_display_rotation(rotation)
-        self.stream, self.info, self.pts_offset = s, info, pts_offset
-        trimmed = pts_offset > 0 or end_s is not None
-        self.audio = _AudioCopy(source, self.container, float(pts_offset * info.time_base), end_s, trimmed)
+        if info.sar:
+            s.codec_context.sample_aspect_ratio = info.sar  # anamorphic DVD/DV: keeps the picture's shape
+        cc = s.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc = _output_colour(info)
+        cc.color_range = 1  # limited (MPEG) range: what x264's yuv420p is and what players assume
+        self.matrix = _MATRICES.get(cc.colorspace, "ITU601")  # untagged SD: BT.601, what players assume
+        return s
 
     def write(self, rgb: np.ndarray, pts: int, duration: int) -> None:
         import av
         frame = av.VideoFrame.from_ndarray(_pad_even(rgb), format="rgb24")
+        # to YUV with the matrix the tags name (the encoder's own conversion would always use BT.601)
+        frame = frame.reformat(format="yuv420p", dst_colorspace=self.matrix, dst_color_range="MPEG")
         frame.pts, frame.duration, frame.time_base = pts - self.pts_offset, duration, self.info.time_base
         self.audio.pump(float(pts * self.info.time_base) + _AUDIO_LEAD_S)
         self.container.mux(self.stream.encode(frame))
@@ -397,6 +482,16 @@ def _audio_summary(routes: dict) -> str:
     parts = ([f"{copied} audio stream{'s' * (copied > 1)} copied"] if copied else []) + (
         [f"{len(routes) - copied} re-encoded to AAC"] if len(routes) > copied else [])
     return ", ".join(parts)
+
+
+def _output_colour(info: VideoInfo) -> tuple[int, int, int]:
+    """(matrix, primaries, transfer) tags for the output: the source's where it has them, else BT.709 for HD, the
+    standard players assume for untagged HD too; untagged SD stays untagged (players assume BT.601)."""
+    default = _BT709 if info.width >= 1280 or info.height > 576 else _UNSPECIFIED
+    matrix, primaries, transfer = info.colour
+    known = lambda tag: tag not in (0, _UNSPECIFIED, _RESERVED)  # noqa: E731
+    return (matrix if matrix in _MATRICES else default, primaries if known(primaries) else default,
+            transfer if known(transfer) else default)
 
 
 def _even(n: int) -> int:
@@ -552,7 +647,7 @@ def colorize_video(colorizer, source: str | Path, output: str | Path | None = No
     t0 = time.perf_counter()
     try:
         with _leave_a_core(colorizer):
-            frames, smoother, audio = _run(colorizer, reader, source, tmp, config, backend, progress)
+            frames, smoother, audio = _run(colorizer, reader, source, tmp, output, config, backend, progress)
         if frames == 0:
             where = f" after --start {config.start:g} s" if config.start else ""
             raise VideoError(f"{source}: no video frames{where}")
@@ -584,18 +679,17 @@ def _leave_a_core(colorizer):
         torch.set_num_threads(before)
 
 
-def _run(colorizer, reader, source: Path, tmp: Path, config: VideoConfig, backend: str, progress):
+def _run(colorizer, reader, source: Path, tmp: Path, output: Path, config: VideoConfig, backend: str, progress):
     """The three-stage pipeline; returns (frames written, the smoother, audio summary)."""
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=2 * config.batch_size)  # bounded: memory stays flat
     colored: queue.Queue = queue.Queue(maxsize=2 * config.batch_size)
     smoother = TemporalSmoother(config.smooth)
-    written = [0]
+    written, audio = [0], [""]
     frame_iter = reader.frames()
     first = next(frame_iter, None)  # read before the writer opens: rotation, and "no frames" without a file
     if first is None:
         return 0, smoother, ""
-    writer = _open_writer(backend, tmp, source, reader, config, first[3], first[1])
 
     def decode() -> None:
         for rgb, pts, dur, _ in _chain(first, frame_iter):
@@ -605,30 +699,58 @@ def _run(colorizer, reader, source: Path, tmp: Path, config: VideoConfig, backen
         _put(decoded, _DONE, stop)
 
     def encode() -> None:
-        while (item := _get(colored, stop, [])) is not _DONE:
-            l_small = color.resize_l(item.l_full, item.ab.shape[:2])
-            ab = smoother(l_small, item.ab)
-            writer.write(color.merge_l_ab(item.l_full, ab), item.pts, item.duration)
-            written[0] += 1
-        if not stop.is_set():
-            writer.finish()
+        # This thread alone opens, writes and closes the output, so no other thread can close a container
+        # while it is writing; stopped or failing, it aborts the file (colorize_video then deletes it).
+        with _write_errors(output):
+            writer = _open_writer(backend, tmp, source, reader, config, first[3], first[1])
+            audio[0], finished = writer.audio.summary, False
+            try:
+                while not stop.is_set() and (item := _get(colored, stop, [])) is not _DONE:
+                    l_small = color.resize_l(item.l_full, item.ab.shape[:2])
+                    ab = smoother(l_small, item.ab)
+                    writer.write(color.merge_l_ab(item.l_full, ab), item.pts, item.duration)
+                    written[0] += 1
+                if not stop.is_set():
+                    writer.finish()
+                    finished = True
+            finally:
+                if not finished:
+                    writer.abort()
 
     stages = [_Stage(decode, "recolor-decode", stop), _Stage(encode, "recolor-encode", stop)]
     try:
         for stage in stages:
             stage.start()
         _infer(colorizer, config, decoded, colored, stop, stages, written, reader.info.frames, progress)
-        stages[1].join()
+        _join(stages)
         _raise_stage_errors(stages)
     except BaseException:
-        stop.set()
-        for stage in stages:
-            stage.join(timeout=10)
-        writer.abort()
+        stop.set()  # every stage checks it at least once per frame
+        _join(stages)  # no timeout: the temp file is deleted only once the encoder has closed it
         raise
     if progress is not None:
         progress(written[0], written[0])
-    return written[0], smoother, writer.audio.summary
+    return written[0], smoother, audio[0]
+
+
+def _join(stages: list[_Stage]) -> None:
+    for stage in stages:
+        if stage.is_alive():
+            stage.join()
+
+
+@contextlib.contextmanager
+def _write_errors(output: Path):
+    """An encoder or muxer failure (a full disk, an option FFmpeg refuses) -> one line that names the output."""
+    try:
+        import av
+        errors = (av.error.FFmpegError, OSError)
+    except ImportError:  # the OpenCV backend
+        errors = (OSError,)
+    try:
+        yield
+    except errors as e:
+        raise VideoError(f"{output}: cannot write the video ({_first_line(e)})") from None
 
 
 def _infer(colorizer, config: VideoConfig, decoded, colored, stop, stages, written, expected, progress) -> None:
@@ -661,8 +783,9 @@ def _open_writer(backend: str, tmp: Path, source: Path, reader, config: VideoCon
     if info.width % 2 or info.height % 2:
         log.warning("%s: %d×%d has an odd side; H.264 (yuv420p) needs even sides, so the last row/column is "
                     "repeated", source, info.width, info.height)
-    pts_offset = first_pts if reader.start > 0 else 0
-    end = float(pts_offset * info.time_base) + reader.duration if reader.duration else None
+    # a slice (--start or --duration) starts at 0 and its audio is cut to it; a whole video keeps its timeline
+    pts_offset = first_pts if reader.start > 0 or reader.duration else 0
+    end = float(first_pts * info.time_base) + reader.duration if reader.duration else None
     return PyAVWriter(tmp, source, info, config, rotation, pts_offset, end)
 
 

@@ -1,4 +1,4 @@
-"""`recolor video` on small clips made here: timing, sound, luminance, cuts, flicker, bad input, aborts.
+"""`recolor video` on small clips made here: timing, sound, luminance, cuts, flicker, bad input, aborts, tags.
 
 Most tests use `ContentColorizer`, a deterministic stand-in for the network (chroma computed from L, plus
 optional per-frame flicker), so they check the video path itself in milliseconds per frame; one test and
@@ -6,7 +6,10 @@ the CLI tests run a real (untrained) generator end to end.
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from recolor import color
+from recolor import color, video
 from recolor.cli import app
 from recolor.temporal import mean_warping_error
 from recolor.video import (VideoConfig, VideoError, check_input, colorize_video, default_output, parse_time)
@@ -35,8 +38,9 @@ def scene(seed: int, h: int, w: int, bright: bool = False) -> np.ndarray:
 
 
 def make_clip(path: Path, frames: int = 24, size=(96, 64), rate=NTSC, audio: str | None = "aac",
-              cut_at: int | None = None, rotation: int = 0, codec: str = "libx264") -> Path:
-    """A gray panning clip (optionally with a hard cut to another scene) and a 440 Hz sine track."""
+              cut_at: int | None = None, rotation: int = 0, codec: str = "libx264", first: int = 0) -> Path:
+    """A gray panning clip (optionally with a hard cut to another scene) and a 440 Hz sine track; `first` is the
+    first frame's pts (in frames), the sound starting with it."""
     w, h = size
     scenes = [scene(0, h, w), scene(1, h, w, bright=True)]
     with av.open(str(path), "w") as out:
@@ -51,12 +55,46 @@ def make_clip(path: Path, frames: int = 24, size=(96, 64), rate=NTSC, audio: str
             tex = scenes[1 if cut_at is not None and i >= cut_at else 0]
             gray = np.ascontiguousarray(tex[:, 2 * i:2 * i + w])  # pan 2 px per frame
             f = av.VideoFrame.from_ndarray(np.dstack([gray] * 3), format="rgb24")
-            f.pts, f.time_base = i, 1 / rate
+            f.pts, f.time_base = first + i, 1 / rate
             out.mux(vs.encode(f))
         out.mux(vs.encode(None))
         if astream is not None:
-            _write_sine(out, astream, audio, seconds=float(frames / rate))
+            _write_sine(out, astream, audio, seconds=float(frames / rate),
+                        first=int(first / rate * SAMPLE_RATE))
     return path
+
+
+def ramp_clip(path: Path, pts: list[int], time_base: Fraction, rate=NTSC, size=(64, 48), bframes: int = 3,
+              sar: Fraction | None = None, tags: tuple[int, int, int] | None = None) -> Path:
+    """H.264 with B-frames, frame i an even gray at 20 + 6·i (so order is visible), at the given timestamps."""
+    w, h = size
+    with av.open(str(path), "w", format="h264" if path.suffix == ".h264" else None) as out:
+        vs = out.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.time_base = vs.codec_context.time_base = time_base
+        vs.options = {"crf": "12", "bf": str(bframes)}
+        if sar:
+            vs.codec_context.sample_aspect_ratio = sar
+        if tags:
+            cc = vs.codec_context
+            cc.colorspace, cc.color_primaries, cc.color_trc = tags
+        for i, t in enumerate(pts):
+            f = av.VideoFrame.from_ndarray(np.full((h, w, 3), 20 + 6 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = t, time_base
+            out.mux(vs.encode(f))
+        out.mux(vs.encode(None))
+    return path
+
+
+def remux_with_pts_equal_dts(src: Path, dst: Path) -> Path:
+    """What some cameras write: B-frames whose pts is just the dts, so decoded timestamps go backwards."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.size:
+                packet.pts, packet.stream = packet.dts, stream
+                out.mux(packet)
+    return dst
 
 
 def _add_audio(out, codec: str | None):
@@ -67,7 +105,8 @@ def _add_audio(out, codec: str | None):
     return stream
 
 
-def _write_sine(out, stream, codec: str, seconds: float) -> None:
+def _write_sine(out, stream, codec: str, seconds: float, first: int = 0) -> None:
+    """`first`: the first sample's pts."""
     total = int(SAMPLE_RATE * seconds)
     signal = 0.3 * np.sin(2 * np.pi * 440 * np.arange(total) / SAMPLE_RATE)
     for start in range(0, total, 1024):
@@ -76,7 +115,7 @@ def _write_sine(out, stream, codec: str, seconds: float) -> None:
             frame = av.AudioFrame.from_ndarray(chunk.astype(np.float32), format="fltp", layout="mono")
         else:  # pcm_u8
             frame = av.AudioFrame.from_ndarray((chunk * 127 + 128).astype(np.uint8), format="u8", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, start, Fraction(1, SAMPLE_RATE)
+        frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, first + start, Fraction(1, SAMPLE_RATE)
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
 
@@ -116,6 +155,22 @@ class ContentColorizer:
             ab = np.dstack([sign * (20 + 0.3 * small), sign * (15 + 0.2 * small)]).astype(np.float32)
             out.append(ab + self.rng.normal(0, self.flicker, 2).astype(np.float32))
         return out
+
+
+class ConstantColorizer:
+    """The same a/b everywhere: the colour the output must show, whatever maths the player uses."""
+
+    def chroma(self, l_full, render_factor, batch_size):
+        return [np.full(color.render_size(*l.shape, render_factor) + (2,), (30.0, 40.0), np.float32) for l in l_full]
+
+
+def squeezed(text: str) -> str:
+    """Text without whitespace: Rich wraps CLI output (long paths too) at the terminal's width."""
+    return "".join(text.split())
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 @pytest.fixture(scope="module")
@@ -177,10 +232,93 @@ def test_slice_with_start_and_duration(tmp_path):
     assert seconds_of_audio == pytest.approx(1.0, abs=0.05)
 
 
+# ----------------------------------------------------------------------------------------------- timestamps
+def luminance_means(path: Path) -> list[float]:
+    return [float(color.luminance(f).mean()) for f in video_facts(path)["rgb"]]
+
+
+@pytest.mark.parametrize("name", ["camera.mp4", "camera.mkv", "raw.h264"])
+def test_broken_timestamps_come_out_evenly_timed(tmp_path, caplog, name):
+    """B-frames muxed with pts = dts (timestamps go backwards; mkv's are also rounded to 1 ms) and a raw H.264
+    stream (no timestamps at all): frames come out evenly at the source's 29.97 fps, in display order."""
+    clip = ramp_clip(tmp_path / ("raw.h264" if name == "raw.h264" else "good.mp4"), list(range(30)), 1 / NTSC)
+    if name != "raw.h264":
+        clip = remux_with_pts_equal_dts(clip, tmp_path / name)
+    with av.open(str(clip)) as c:
+        source_pts = [f.pts for f in c.decode(video=0)]
+    assert None in source_pts or any(b <= a for a, b in zip(source_pts, source_pts[1:]))  # really broken
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING, logger="recolor"):
+        result = colorize_video(ContentColorizer(), clip, out, VideoConfig(**FAST))
+    assert "timestamps are broken" in caplog.text
+    dst = video_facts(out)
+    assert result.frames == dst["frames"] == len(source_pts)
+    seconds = np.array(dst["pts"]) * float(dst["time_base"])
+    assert seconds[0] == 0 and seconds[-1] == pytest.approx((len(seconds) - 1) / float(NTSC), abs=1e-3)
+    assert np.abs(np.diff(seconds) - 1 / float(NTSC)).max() < 1e-3  # even, but for mkv's millisecond rounding
+    lum = luminance_means(out)
+    assert all(b > a for a, b in zip(lum, lum[1:]))  # frames in display order
+
+
+def test_variable_frame_rate_is_kept(tmp_path):
+    time_base = Fraction(1, 90000)
+    pts = [0]
+    for i in range(19):
+        pts.append(pts[-1] + (3000 if i % 3 else 6000))  # 30 fps with every third frame held twice as long
+    clip = ramp_clip(tmp_path / "vfr.mp4", pts, time_base, rate=30)
+    colorize_video(ContentColorizer(), clip, tmp_path / "out.mp4", VideoConfig(**FAST))
+    dst = video_facts(tmp_path / "out.mp4")
+    assert dst["time_base"] == time_base and dst["pts"] == pts
+
+
+def test_slice_counts_from_the_streams_first_timestamp(tmp_path):
+    clip = make_clip(tmp_path / "late.mp4", frames=60, first=300)  # video and sound start at 10.01 s
+    with av.open(str(clip)) as c:
+        assert c.streams.video[0].start_time > 0
+    out = tmp_path / "slice.mp4"
+    result = colorize_video(ContentColorizer(), clip, out, VideoConfig(start=0.5, duration=1.0, **FAST))
+    src, dst = video_facts(clip), video_facts(out)
+    assert result.frames == dst["frames"] == 30 and dst["pts"][0] == 0
+    l_first = color.luminance(dst["rgb"][0])
+    nearest = np.argmin([np.abs(l_first - color.luminance(f)).mean() for f in src["rgb"][10:20]]) + 10
+    assert nearest == 15  # the first frame at or after 0.5 s into the stream
+    assert dst["audio"].shape[1] / SAMPLE_RATE == pytest.approx(1.0, abs=0.05)
+    colorize_video(ContentColorizer(), clip, tmp_path / "head.mp4", VideoConfig(duration=0.5, **FAST))
+    assert video_facts(tmp_path / "head.mp4")["frames"] == 15  # --duration alone counts from there too
+
+
 def test_rotation_metadata_is_kept(tmp_path):
     clip = make_clip(tmp_path / "phone.mp4", frames=6, rotation=90, audio=None)
     colorize_video(ContentColorizer(), clip, tmp_path / "out.mp4", VideoConfig(**FAST))
     assert video_facts(tmp_path / "out.mp4")["rotation"] == 90
+
+
+def output_tags(path: Path) -> tuple:
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        return cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range, cc.sample_aspect_ratio
+
+
+def test_sample_aspect_ratio_and_colour_tags_are_kept(tmp_path):
+    clip = ramp_clip(tmp_path / "dv.mp4", list(range(6)), Fraction(1, 25), rate=25, size=(72, 48),
+                     sar=Fraction(8, 9), tags=(6, 6, 6))  # anamorphic, SMPTE 170M (NTSC) matrix/primaries/transfer
+    out = tmp_path / "out.mp4"
+    colorize_video(ContentColorizer(), clip, out, VideoConfig(**FAST))
+    assert output_tags(out) == (6, 6, 6, 1, Fraction(8, 9))  # 1: limited range
+    src, dst = video_facts(clip), video_facts(out)
+    l_diff = [np.abs(color.luminance(a) - color.luminance(b)).mean() for a, b in zip(src["rgb"], dst["rgb"])]
+    assert max(l_diff) < 1.0
+
+
+def test_untagged_hd_gets_bt709_tags_and_the_colours_made(tmp_path):
+    clip = make_clip(tmp_path / "hd.mp4", frames=2, size=(1280, 720), audio=None)
+    out = tmp_path / "out.mp4"
+    colorize_video(ConstantColorizer(), clip, out, VideoConfig(smooth=0.0, **FAST))
+    assert output_tags(out)[:4] == (1, 1, 1, 1)  # BT.709, limited range
+    # decoded as a player would (by the tags), the colours are recolor's: 5.8 if BT.601 maths were tagged BT.709
+    for rgb_in, rgb_out in zip(video_facts(clip)["rgb"], video_facts(out)["rgb"]):
+        want = color.merge_l_ab(color.luminance(rgb_in), np.full(rgb_in.shape[:2] + (2,), (30, 40), np.float32))
+        assert np.abs(want.astype(int) - rgb_out).mean(axis=(0, 1)).max() < 3
 
 
 def test_audio_the_container_cannot_hold_is_reencoded(tmp_path):
@@ -299,6 +437,39 @@ def test_a_crash_mid_video_leaves_no_output(ntsc_clip, tmp_path):
     assert no_leftovers(tmp_path, set())
 
 
+@pytest.mark.parametrize("where", ["__init__", "write", "finish"])
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(ntsc_clip, tmp_path, monkeypatch, where):
+    monkeypatch.setattr(video.PyAVWriter, where, no_space)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(VideoError, match=r"cannot write the video \(No space left on device\)") as err:
+        colorize_video(ContentColorizer(), ntsc_clip, out, VideoConfig(**FAST))
+    assert str(err.value).startswith(str(out)) and "\n" not in str(err.value)
+    assert no_leftovers(tmp_path, set())
+
+
+def test_an_encoder_error_in_its_thread_is_one_clear_error(ntsc_clip, tmp_path):
+    config = VideoConfig(**FAST)
+    object.__setattr__(config, "preset", "warpspeed")  # past the up-front check: libx264 itself refuses it
+    with pytest.raises(VideoError, match="cannot write the video"):
+        colorize_video(ContentColorizer(), ntsc_clip, tmp_path / "out.mp4", config)
+    assert no_leftovers(tmp_path, set())
+
+
+def test_only_the_encoder_thread_touches_the_output(ntsc_clip, tmp_path, monkeypatch):
+    """No other thread may close the container while the encoder writes to it: the encoder thread alone opens,
+    writes and aborts it, here when the network fails mid-video."""
+    calls = []
+    for name in ("__init__", "write", "finish", "abort"):
+        def spy(self, *args, _name=name, _original=getattr(video.PyAVWriter, name), **kwargs):
+            calls.append((_name, threading.current_thread().name))
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(video.PyAVWriter, name, spy)
+    with pytest.raises(RuntimeError, match="exploded"):
+        colorize_video(ContentColorizer(fail_after=2), ntsc_clip, tmp_path / "out.mp4", VideoConfig(**FAST))
+    assert ("abort", "recolor-encode") in calls and {thread for _, thread in calls} == {"recolor-encode"}
+    assert no_leftovers(tmp_path, set())
+
+
 def test_outputs_are_never_clobbered(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)
     assert check_input(clip, None, VideoConfig()) == tmp_path / "in_color.mp4" == default_output(clip)
@@ -320,7 +491,7 @@ def test_config_and_time_parsing():
     with pytest.raises(ValueError):
         parse_time("soon")
     for bad in (dict(smooth=1.5), dict(render_factor=3), dict(crf=60), dict(backend="gstreamer"),
-                dict(duration=0), dict(start=-1)):
+                dict(duration=0), dict(start=-1), dict(preset="warpspeed")):
         with pytest.raises(ValueError):
             VideoConfig(**bad)
 
@@ -335,11 +506,30 @@ def test_cli_video_default_output_and_refusals(ntsc_clip, untrained, tmp_path):
     assert ok.exit_code == 0, ok.output
     assert video_facts(tmp_path / "reel_color.mp4")["frames"] == 9  # 0.3 s at 29.97 fps
     again = runner.invoke(app, args)
-    assert again.exit_code != 0 and "--overwrite" in again.output
+    assert again.exit_code != 0 and "--overwrite" in squeezed(again.output)
     missing = runner.invoke(app, ["video", str(tmp_path / "nope.mp4")])
-    assert missing.exit_code != 0 and "no such file" in missing.output and "Traceback" not in missing.output
+    assert missing.exit_code != 0 and "nosuchfile" in squeezed(missing.output)
+    assert isinstance(missing.exception, SystemExit)  # an error line, not a traceback
     bad_time = runner.invoke(app, ["video", str(clip), "--start", "soon"])
-    assert bad_time.exit_code == 2 and "cannot read time" in bad_time.output
+    assert bad_time.exit_code == 2 and "cannotreadtime" in squeezed(bad_time.output)
+
+
+def test_cli_refuses_an_unknown_preset_in_one_line(ntsc_clip, tmp_path):
+    args = ["video", str(ntsc_clip), "-o", str(tmp_path / "out.mp4"), "--preset", "warpspeed"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert squeezed("unknown --preset 'warpspeed': use one of ultrafast,") in squeezed(result.output)
+    assert no_leftovers(tmp_path, set())
+
+
+def test_cli_writer_failure_is_one_line(ntsc_clip, untrained, tmp_path, monkeypatch):
+    monkeypatch.setattr(video.PyAVWriter, "write", no_space)
+    out = tmp_path / "out.mp4"
+    result = CliRunner().invoke(app, ["video", str(ntsc_clip), "-o", str(out), "-m", str(untrained[0]), "-r", "7",
+                                      "--preset", "ultrafast", "--duration", "0.3"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert squeezed(f"error: {out}: cannot write the video (No space left on device)") in squeezed(result.output)
+    assert no_leftovers(tmp_path, set())
 
 
 def test_cli_video_with_onnx_runtime(ntsc_clip, untrained, tmp_path, monkeypatch):
