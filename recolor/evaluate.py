@@ -11,6 +11,7 @@ Gray ground-truth photos are skipped (nothing to measure), unreadable ones repor
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,9 +143,26 @@ def eval_paths(config: EvalConfig) -> list[Path]:
     return paths
 
 
+def check_json_path(path: Path) -> None:
+    """Refuse a --json path that cannot be written before scoring, not after: ValueError naming it."""
+    if path.is_dir():
+        raise ValueError(f"--json {path}: is a folder, not a file name")
+    folder = path.parent
+    while not folder.exists():  # write_json creates the missing folders below the first existing one
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"--json {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"--json {path}: no permission to write in {folder}")
+
+
 def write_json(result: EvalResult, config: EvalConfig, path: Path) -> None:
+    """Write the results atomically; any failure (disk full, permissions) is a ValueError naming the path."""
     from .images import write_atomic
-    write_atomic(path, json.dumps(result.to_json(config), indent=1).encode(), overwrite=True)
+    try:
+        write_atomic(path, json.dumps(result.to_json(config), indent=1).encode(), overwrite=True)
+    except OSError as e:
+        raise ValueError(f"--json {path}: cannot write it ({e.strerror or e})") from None
 
 
 def tables(result: EvalResult):

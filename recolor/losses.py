@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .model import PretrainedWeightsError, torchvision_model
+
 # sRGB (D65) constants exactly as OpenCV uses them (recolor.color), so training and inference agree.
 _WHITE = (0.950456, 1.0, 1.088754)
 _XYZ_TO_RGB = ((3.240479, -1.53715, -0.498535),
@@ -73,18 +75,11 @@ class PerceptualSpec:
     weights: tuple[float, ...]  # per layer; they roughly equalise the layers' mean activation sizes
 
 
-def _tv_model(name: str) -> Callable[[bool], nn.Module]:
-    def build(pretrained: bool) -> nn.Module:
-        import torchvision.models as tvm
-        return tvm.get_model(name, weights="IMAGENET1K_V1" if pretrained else None)
-    return build
-
-
 PERCEPTUAL: dict[str, PerceptualSpec] = {
     # outputs at strides 4, 8, 16 (inverted-residual blocks 3, 6, 13)
-    "mobilenet_v2": PerceptualSpec(_tv_model("mobilenet_v2"), (3, 6, 13), (1.0, 1.0, 1.0)),
+    "mobilenet_v2": PerceptualSpec(torchvision_model("mobilenet_v2", "IMAGENET1K_V1"), (3, 6, 13), (1.0, 1.0, 1.0)),
     # DeOldify's choice: the ReLUs before the 3rd, 4th and 5th max-pools, weights 20, 70, 10 (scaled)
-    "vgg16_bn": PerceptualSpec(_tv_model("vgg16_bn"), (22, 32, 42), (0.2, 0.7, 0.1)),
+    "vgg16_bn": PerceptualSpec(torchvision_model("vgg16_bn", "IMAGENET1K_V1"), (22, 32, 42), (0.2, 0.7, 0.1)),
 }
 
 
@@ -103,10 +98,9 @@ class FeatureLoss(nn.Module):
         self.spec = PERCEPTUAL[name]
         try:
             net = self.spec.build(pretrained)
-        except (OSError, RuntimeError, ValueError) as e:  # no network, no cached file, bad download
-            raise PerceptualWeightsError(
-                f"cannot load ImageNet weights for the perceptual network {name} ({str(e).splitlines()[0]}); "
-                f"put them in the torch hub cache, or use --perceptual mobilenet_v2 / none") from None
+        except PretrainedWeightsError as e:  # not in the torch hub cache, or not a plain state dict
+            raise PerceptualWeightsError(f"cannot load ImageNet weights for the perceptual network {name}: {e}; "
+                                         f"or use --perceptual mobilenet_v2 / none") from None
         self.features = net.features[: max(self.spec.layers) + 1].eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

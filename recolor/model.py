@@ -13,7 +13,9 @@ highest resolution first; the decoder knows only their channel counts. `create_m
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -32,21 +34,49 @@ class EncoderSpec:
     channels: tuple[int, ...]  # output channels of the 5 stages
 
 
-def _mobilenet_v2(pretrained: bool) -> nn.Module:
-    from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
-    return mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V1 if pretrained else None)
+class PretrainedWeightsError(RuntimeError):
+    """ImageNet weights that are not in the torch hub cache, or not a plain state dict of tensors."""
+
+
+def imagenet_state_dict(url: str) -> dict[str, torch.Tensor]:
+    """The file torchvision would download from `url`, read from the torch hub cache
+    ($TORCH_HOME/hub/checkpoints) with weights_only=True: nothing is downloaded and no pickled code runs
+    (torchvision's own loader unpickles with weights_only=False)."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if not path.is_file():
+        raise PretrainedWeightsError(f"ImageNet weights not found: {path} (`make dev-weights` puts MobileNetV2's "
+                                     f"there; for another network, download {url} to that path)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        raise PretrainedWeightsError(f"{path}: refused, not a plain tensor state dict "
+                                     f"({str(e).strip().splitlines()[0]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PretrainedWeightsError(f"{path}: refused, not a plain tensor state dict")
+    return state
+
+
+def torchvision_model(name: str, weights: str) -> Callable[[bool], nn.Module]:
+    """A builder of torchvision's `name`: random weights, or (pretrained) its `weights` (an enum name such as
+    IMAGENET1K_V1) from the local cache through `imagenet_state_dict`."""
+    def build(pretrained: bool) -> nn.Module:
+        import torchvision.models as tvm
+        model = tvm.get_model(name, weights=None)
+        if pretrained:
+            url = tvm.get_model_weights(name)[weights].url
+            state = imagenet_state_dict(url)
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as e:  # keys or shapes of another network
+                raise PretrainedWeightsError(f"{url.rsplit('/', 1)[-1]} in the torch hub cache does not fit "
+                                             f"{name}: {' '.join(str(e).split())[:200]}") from None
+        return model
+    return build
 
 
 def _mobilenet_v2_stages(m: nn.Module) -> list[nn.Module]:
     f = m.features
     return [f[0:2], f[2:4], f[4:7], f[7:14], f[14:18]]  # drops the 1280-wide classifier conv
-
-
-def _resnet(name: str) -> Callable[[bool], nn.Module]:
-    def build(pretrained: bool) -> nn.Module:
-        import torchvision.models as tvm
-        return tvm.get_model(name, weights="DEFAULT" if pretrained else None)
-    return build
 
 
 def _resnet_stages(m: nn.Module) -> list[nn.Module]:
@@ -55,9 +85,10 @@ def _resnet_stages(m: nn.Module) -> list[nn.Module]:
 
 
 ENCODERS: dict[str, EncoderSpec] = {
-    "mobilenet_v2": EncoderSpec(_mobilenet_v2, _mobilenet_v2_stages, (16, 24, 32, 96, 320)),
-    "resnet34": EncoderSpec(_resnet("resnet34"), _resnet_stages, (64, 64, 128, 256, 512)),
-    "resnet101": EncoderSpec(_resnet("resnet101"), _resnet_stages, (64, 256, 512, 1024, 2048)),
+    "mobilenet_v2": EncoderSpec(torchvision_model("mobilenet_v2", "IMAGENET1K_V1"), _mobilenet_v2_stages,
+                                (16, 24, 32, 96, 320)),
+    "resnet34": EncoderSpec(torchvision_model("resnet34", "DEFAULT"), _resnet_stages, (64, 64, 128, 256, 512)),
+    "resnet101": EncoderSpec(torchvision_model("resnet101", "DEFAULT"), _resnet_stages, (64, 256, 512, 1024, 2048)),
 }
 
 

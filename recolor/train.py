@@ -35,7 +35,7 @@ from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Iterable, Iterator, Protocol
 
 import cv2
 import numpy as np
@@ -49,13 +49,17 @@ from .data import (DEFAULT_ZOOM, ColorPhotos, PhotoIndex, StepBatches, draw_prob
                    split_val)
 from .evaluate import evaluate_photos
 from .images import find_images, write_image
-from .losses import (FeatureLoss, colourfulness_loss, critic_hinge_loss, generator_hinge_loss, lab_to_rgb,
-                     pixel_loss)
-from .model import MODELS, Generator, ModelConfig, apply_spectral_norm, create_model
-from .weights import read_weights, save_weights
+from .losses import (FeatureLoss, PerceptualWeightsError, colourfulness_loss, critic_hinge_loss,
+                     generator_hinge_loss, lab_to_rgb, pixel_loss)
+from .model import MODELS, Generator, ModelConfig, PretrainedWeightsError, apply_spectral_norm, create_model
+from .weights import WeightsError, read_weights, save_weights
 
 STAGES = ("pretrain", "critic", "gan")
 RETIRED = {"val_size"}  # settings older runs stored that no longer do anything; a resume skips them
+RUNTIME = ("out", "device", "workers", "threads")  # where a run executes: a resume takes these from the caller
+# what a resume may change: it leaves the data, the networks, the losses and the finished steps as they were
+RESUMABLE = {"lr", "critic_lr", "gan_lr", "pretrain_steps", "critic_steps", "gan_steps", "amp", "log_every",
+             "val_every", "save_every"}
 SAMPLE_OFFSET = {"pretrain": 0, "critic": 1 << 40, "gan": 2 << 40}  # each stage draws its own crops
 
 
@@ -117,6 +121,9 @@ class TrainConfig:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        wrong = mistyped(d)
+        if wrong:
+            raise ValueError(f"training settings of the wrong type: {', '.join(wrong)}")
         for key in ("sizes", "size_fractions"):
             if key in d:
                 d[key] = tuple(d[key])
@@ -125,6 +132,8 @@ class TrainConfig:
         return cls(**d)
 
     def check(self) -> "TrainConfig":
+        if not (self.data and str(self.data).strip()):  # "" would silently train on the current folder
+            raise ValueError("no training data: set data (--data) to a folder of colour photos")
         if self.stage not in (*STAGES, "all"):
             raise ValueError(f"unknown stage {self.stage!r}; choose one of: {', '.join(STAGES)}, all")
         if len(self.sizes) != len(self.size_fractions) or abs(sum(self.size_fractions) - 1) > 1e-6:
@@ -138,6 +147,39 @@ class TrainConfig:
 
 class TrainingError(RuntimeError):
     """A run that cannot start or cannot go on (bad folder, diverged loss); the message says what to do."""
+
+
+def mistyped(d: dict) -> list[str]:
+    """Settings whose JSON type cannot stand for their field's (a string for a number, a number for a flag)."""
+    kinds = {bool: bool, int: int, float: (int, float), str: str, tuple: (list, tuple), dict: dict}
+    wrong = []
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        default = "" if default is dataclasses.MISSING else default  # data and out: strings
+        if f.name not in d or f.name == "model" or type(default) not in kinds:  # model: a name or a config
+            continue
+        value = d[f.name]
+        if not isinstance(value, kinds[type(default)]) or isinstance(value, bool) != isinstance(default, bool):
+            wrong.append(f"{f.name}={value!r}")
+    return wrong
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Settings from a JSON file (`--config`, e.g. a run's config.json), checked: any problem is one line."""
+    try:
+        settings = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise TrainingError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+    except ValueError as e:  # not JSON, or not UTF-8
+        raise TrainingError(f"--config {path}: not valid JSON ({e})") from None
+    if not isinstance(settings, dict):
+        raise TrainingError(f"--config {path}: expected a JSON object of training settings, "
+                            f"not a {type(settings).__name__}")
+    try:
+        TrainConfig.from_dict({"data": "", "out": "", **settings})
+    except (ValueError, TypeError) as e:
+        raise TrainingError(f"--config {path}: {e}") from None
+    return settings
 
 
 # ------------------------------------------------------------------------------------------- reporting
@@ -250,17 +292,33 @@ class RunState:
 
 def build_generator(cfg: TrainConfig) -> Generator:
     """A registered name or config (ImageNet encoder if cfg.pretrained), or a weights file to fine-tune."""
-    if isinstance(cfg.model, ModelConfig):
-        model = create_model(cfg.model, pretrained_encoder=cfg.pretrained)
-    elif cfg.model in MODELS:
-        model = create_model(cfg.model, pretrained_encoder=cfg.pretrained)
-    elif str(cfg.model).endswith(".safetensors") and Path(cfg.model).is_file():
-        config, state, _ = read_weights(Path(cfg.model))
-        model = create_model(config)
-        model.load_state_dict(state)
+    if isinstance(cfg.model, ModelConfig) or cfg.model in MODELS:
+        try:
+            model = create_model(cfg.model, pretrained_encoder=cfg.pretrained)
+        except PretrainedWeightsError as e:
+            raise TrainingError(str(e)) from None
+    elif str(cfg.model).endswith(".safetensors"):
+        model = fine_tune_start(Path(cfg.model))
     else:
         raise TrainingError(f"unknown model {cfg.model!r}: use {', '.join(MODELS)} or a .safetensors file to fine-tune")
     return apply_spectral_norm(model) if model.config.spectral_norm else model
+
+
+def fine_tune_start(path: Path) -> Generator:
+    """The generator in a weights file, to fine-tune; a missing, foreign or mismatched file is a TrainingError."""
+    if not path.is_file():
+        raise TrainingError(f"--model {path}: no such file")
+    try:
+        config, state, _ = read_weights(path)
+        model = create_model(config)
+    except (WeightsError, ValueError) as e:  # not a recolor weights file, or a config no model fits
+        raise TrainingError(f"--model {path}: {str(e).removeprefix(f'{path}: ')}") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:  # tensors of other shapes or names than its own config's
+        raise TrainingError(f"--model {path}: its weights do not fit the model its metadata describes "
+                            f"({' '.join(str(e).split())[:300]})") from None
+    return model
 
 
 def new_state(cfg: TrainConfig, device: torch.device) -> RunState:
@@ -323,6 +381,13 @@ def restore(state: RunState, ckpt: dict, cfg: TrainConfig, weights_only: bool = 
         state.g_opt.load_state_dict(ckpt["g_opt"])
     if ckpt["c_opt"]:
         state.c_opt.load_state_dict(ckpt["c_opt"])
+    # the config's learning rates, not the stored ones: a resume may change them (pretraining sets its lr
+    # every step anyway)
+    for group in state.c_opt.param_groups:
+        group["lr"] = cfg.critic_lr
+    if state.stage != "pretrain":
+        for group in state.g_opt.param_groups:
+            group["lr"] = cfg.gan_lr
     if ckpt["scaler"] and state.scaler is not None:
         state.scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["torch_rng"])
@@ -682,46 +747,81 @@ def prepare_state(cfg: TrainConfig, ctx: Dist, out: Path, resume: bool) -> RunSt
     return state
 
 
-def resume_config(cfg: TrainConfig) -> TrainConfig:
-    """On resume the stored settings win (same schedule), except where the run executes."""
+def resume_config(cfg: TrainConfig, given: Iterable[str] | None = None) -> tuple[TrainConfig, dict]:
+    """The config a resume continues with: the run's stored one, where it executes (RUNTIME) from `cfg`, and the
+    settings named in `given` (default: those of `cfg` not at their default value) that differ from the run's.
+    Those in RESUMABLE are applied; any other is refused, since training on silently with a setting other than
+    the one asked for is worse than stopping. -> (config, {setting: (stored value, new value)})."""
     path = Path(cfg.out) / "last.ckpt"
     if not path.exists():
         raise TrainingError(f"--resume: no checkpoint at {path}")
     stored = TrainConfig.from_dict(load_checkpoint(path)["config"])
-    return dataclasses.replace(stored, out=cfg.out, device=cfg.device, workers=cfg.workers, threads=cfg.threads)
+    defaults = TrainConfig(data="", out="")
+    names = [f.name for f in dataclasses.fields(cfg) if f.name not in RUNTIME]
+    if given is None:
+        given = [k for k in names if getattr(cfg, k) != getattr(defaults, k)]
+    changes = {k: (getattr(stored, k), getattr(cfg, k)) for k in names
+               if k in given and getattr(cfg, k) != getattr(stored, k)}
+    refused = [f"{k} (the run has {old!r}, asked {new!r})" for k, (old, new) in changes.items() if k not in RESUMABLE]
+    if refused:
+        raise TrainingError(f"--resume continues a run as it was set up; it cannot change {'; '.join(refused)}. "
+                            f"Only {', '.join(sorted(RESUMABLE))} can change on resume; for anything else start "
+                            f"a new run (another --out)")
+    runtime = {k: getattr(cfg, k) for k in RUNTIME}
+    return dataclasses.replace(stored, **runtime, **{k: new for k, (_, new) in changes.items()}), changes
 
 
-def train(cfg: TrainConfig, resume: bool = False, reporter: Reporter | None = None) -> Path:
-    """Run (or resume) the stages of `cfg`; returns the run folder. Raises TrainingError with a clear message."""
-    cfg = (resume_config(cfg) if resume else cfg).check()
-    ctx = setup_distributed(cfg.device, cfg.threads)
-    reporter = reporter if (reporter is not None and ctx.main) else NullReporter()
+def train(cfg: TrainConfig, resume: bool = False, reporter: Reporter | None = None,
+          given: Iterable[str] | None = None) -> Path:
+    """Run (or resume) the stages of `cfg`; returns the run folder. Raises TrainingError with a clear message.
+    `given`: on resume, the settings the caller chose to change (see resume_config)."""
+    reporter = reporter or NullReporter()
+    ctx, ok = Dist(), False
+    try:
+        cfg, changes = resume_config(cfg, given) if resume else (cfg, {})
+        cfg = cfg.check()
+        ctx = setup_distributed(cfg.device, cfg.threads)
+        out = run_stages(cfg, ctx, resume, reporter if ctx.main else NullReporter(), changes)
+        ok = True
+    finally:
+        reporter.close()
+        end_distributed(ctx, ok)
+    return out
+
+
+def run_stages(cfg: TrainConfig, ctx: Dist, resume: bool, reporter: Reporter, changes: dict) -> Path:
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
+    state = prepare_state(cfg, ctx, out, resume)  # first: a run that cannot start leaves no folder behind
     if ctx.main:
         out.mkdir(parents=True, exist_ok=True)
-    state = prepare_state(cfg, ctx, out, resume)
     train_paths, val_paths, index = photo_index(cfg, ctx, out, resume)
     if ctx.main:
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         if resume:
             trim_metrics(out / "metrics.jsonl", state)
+    if changes:
+        reporter.info("resumed with " + ", ".join(f"{k} {old} → {new}" for k, (old, new) in changes.items()))
     reporter.info(f"data: {index.summary()}; {len(train_paths)} train, {len(val_paths)} val")
     draw_p = source_draws(train_paths, cfg.source_weights, reporter)
     amp_dtype = amp_dtype_for(cfg, ctx.device)
     features = make_feature_loss(cfg, ctx.device, reporter)
     run = Run(cfg, ctx, out, reporter, train_paths, spread(val_paths, cfg.val_max), draw_p)
-    try:
-        for stage in (STAGES if cfg.stage == "all" else (cfg.stage,)):
-            if resume and STAGES.index(stage) < STAGES.index(state.stage):
-                continue
-            run.run_stage(state, stage, features, amp_dtype)
-    finally:
-        reporter.close()
-        if ctx.world > 1 and dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
+    for stage in (STAGES if cfg.stage == "all" else (cfg.stage,)):
+        if resume and STAGES.index(stage) < STAGES.index(state.stage):
+            continue
+        run.run_stage(state, stage, features, amp_dtype)
     return out
+
+
+def end_distributed(ctx: Dist, ok: bool) -> None:
+    """Leave the process group. Only after success do the ranks wait for each other: a rank that failed must
+    not sit in a barrier while the others sit in a collective waiting for it (all would hang until the
+    timeout); it leaves at once, and torchrun then stops the others."""
+    if ctx.world > 1 and dist.is_initialized():
+        if ok:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 def source_draws(paths: list[str], weights: dict[str, float], reporter: Reporter) -> np.ndarray | None:
@@ -745,7 +845,10 @@ def make_feature_loss(cfg: TrainConfig, device: torch.device, reporter: Reporter
         reporter.info("note: --no-pretrained: the perceptual network has random weights (for tests only)")
     with torch.random.fork_rng(devices=[]):  # its own seed: a resumed run must build the very same network
         torch.manual_seed(cfg.seed + 1)
-        return FeatureLoss(cfg.perceptual, pretrained=cfg.pretrained).to(device)
+        try:
+            return FeatureLoss(cfg.perceptual, pretrained=cfg.pretrained).to(device)
+        except PerceptualWeightsError as e:
+            raise TrainingError(str(e)) from None
 
 
 def trim_metrics(path: Path, state: RunState) -> None:
@@ -754,8 +857,12 @@ def trim_metrics(path: Path, state: RunState) -> None:
         return
     here = (STAGES.index(state.stage), state.step)
     keep = []
-    for line in path.read_text().splitlines():
-        rec = json.loads(line)
-        if (STAGES.index(rec["stage"]), rec["step"]) <= here:
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+            at = (STAGES.index(rec["stage"]), rec["step"])
+        except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write: it is written again
+            continue
+        if at <= here:
             keep.append(line)
     path.write_text("".join(k + "\n" for k in keep))

@@ -1,6 +1,7 @@
 """torchrun entry point for tests/test_ddp.py: the `recolor` CLI with an audit hook on every rank that records
 each file write, rename, link, removal or mkdir under RECOLOR_AUDIT_RUN, so the test can prove which ranks wrote.
-Each rank dumps its record to RECOLOR_AUDIT_DIR/rank<N>.json when it exits."""
+Each rank dumps its record to RECOLOR_AUDIT_DIR/rank<N>.json when it exits. RECOLOR_FAIL_RANK1_AT=N makes rank 1
+alone fail at pretraining step N."""
 import json
 import os
 import sys
@@ -26,7 +27,23 @@ def hook(event: str, args: tuple) -> None:
         writes.append([event, os.fsdecode(args[0])])
 
 
+def fail_on_rank1(step: int) -> None:
+    """Make rank 1 alone raise a TrainingError just before pretraining step `step`, while rank 0 goes on into
+    that step's collectives (as when one GPU runs out of memory or one rank's data fails)."""
+    import recolor.train as rt
+    real = rt.Step.pretrain
+
+    def pretrain(self, *batch):
+        if self.state.step + 1 == step:
+            raise rt.TrainingError(f"injected failure on rank 1 at step {step}")
+        return real(self, *batch)
+
+    rt.Step.pretrain = pretrain
+
+
 sys.addaudithook(hook)
+if os.environ.get("RECOLOR_FAIL_RANK1_AT") and os.environ.get("RANK") == "1":
+    fail_on_rank1(int(os.environ["RECOLOR_FAIL_RANK1_AT"]))
 try:
     from recolor.cli import app
     app(prog_name="recolor")

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from recolor.model import MODELS, ModelConfig, apply_spectral_norm, create_model, inference_state_dict
+from recolor.model import (MODELS, Encoder, ModelConfig, PretrainedWeightsError, apply_spectral_norm, create_model,
+                           inference_state_dict)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -49,3 +50,50 @@ def test_unknown_names_list_the_valid_ones():
         create_model(ModelConfig(encoder="vgg"))
     with pytest.raises(ValueError, match="unknown model config keys"):
         ModelConfig.from_dict({"encoder": "mobilenet_v2", "bogus": 1})
+
+
+# ---------------------------------------------------------------------------------------------- ImageNet weights
+MOBILENET_FILE = "mobilenet_v2-b0353104.pth"  # torchvision's name for MobileNetV2's ImageNet weights
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty torch hub cache in TORCH_HOME, as a user would point torch at one."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    return folder
+
+
+class RunsCode:
+    """A pickle that creates `path` when unpickled: proof that the loader ran code from the file."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_the_encoder_loads_imagenet_weights_from_the_torch_hub_cache(hub_cache):
+    import torchvision.models as tvm
+    torch.manual_seed(3)
+    fake = tvm.mobilenet_v2().state_dict()  # right names and shapes, values no other model has
+    torch.save(fake, hub_cache / MOBILENET_FILE)
+    encoder = Encoder("mobilenet_v2", pretrained=True)
+    assert torch.equal(encoder.stages[1][0].conv[0][0].weight, fake["features.2.conv.0.0.weight"])
+    stem = encoder.stages[0][0][0].weight  # the RGB kernels summed into one L channel
+    assert torch.allclose(stem, fake["features.0.0.weight"].sum(1, keepdim=True))
+
+
+def test_missing_or_unsafe_imagenet_weights_are_refused_clearly(hub_cache, tmp_path):
+    with pytest.raises(PretrainedWeightsError, match=f"not found: .*{MOBILENET_FILE}.*make dev-weights"):
+        create_model("recolor-small", pretrained_encoder=True)
+    marker = tmp_path / "code-ran"
+    torch.save({"features.0.0.weight": RunsCode(str(marker))}, hub_cache / MOBILENET_FILE)
+    with pytest.raises(PretrainedWeightsError, match="refused"):
+        create_model("recolor-small", pretrained_encoder=True)
+    assert not marker.exists(), "unpickling ran code from the weights file"
+    torch.save({"not": torch.zeros(1)}, hub_cache / MOBILENET_FILE)  # plain tensors, of another network
+    with pytest.raises(PretrainedWeightsError, match="does not fit mobilenet_v2"):
+        create_model("recolor-small", pretrained_encoder=True)
