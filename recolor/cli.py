@@ -51,7 +51,7 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def load_colorizer(model: str, device: str, precision: str, runtime: str = "torch"):
+def load_colorizer(model: str, device: str, precision: str, runtime: str = "auto"):
     from .engine import Colorizer
     from .weights import WeightsError
     try:
@@ -63,7 +63,7 @@ def load_colorizer(model: str, device: str, precision: str, runtime: str = "torc
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="default, a .safetensors file, or owner/repo[@rev] on the Hub.")]
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto, fp32, fp16 or bf16 (autocast).")]
-RuntimeOpt = Annotated[str, typer.Option("--runtime", help="torch, or onnx: ONNX Runtime, fp32 on the CPU (pip install 'recolor[onnx]').")]
+RuntimeOpt = Annotated[str, typer.Option("--runtime", help="auto (ONNX Runtime on the CPU, no torch start-up; torch on GPUs), onnx or torch.")]
 
 
 @app.command("image")
@@ -74,7 +74,7 @@ def image_command(
     model: ModelOpt = "default",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
-    runtime: RuntimeOpt = "torch",
+    runtime: RuntimeOpt = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per network call.")] = 4,
     compare: Annotated[bool, typer.Option("--compare", help="Also write <name>_compare<ext>: a before|after sheet.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (inputs are never replaced).")] = False,
@@ -82,28 +82,36 @@ def image_command(
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose outputs exist (resumes an interrupted run).")] = False,
     failures_to: Annotated[Optional[Path], typer.Option("--failures", help="Also write every failed input and its problem here (tab-separated).")] = None,
 ) -> None:
-    """Colorize photos: writes <name>_color<ext> beside each input, or under --out."""
+    """Colorize photos: writes <name>_color<ext> beside each input, or under --out. Under torchrun, each
+    process takes its own share of the photos (see recolor/shards.py)."""
     from .files import collisions, plan_jobs, skip_done
-    from .report import run_with_progress
+    from .report import Tally, print_summary, run_with_progress
+    from .shards import Shard
     if skip_existing and overwrite:
         fail("--skip-existing and --overwrite contradict each other: choose one")
+    shard = Shard.from_env()
     plan = plan_jobs(inputs, out, compare)
     if clashes := collisions(plan):
         target, first, second = clashes[0]
         fail(f"{first} and {second} would both write {target} ({len(clashes)} such clashes); "
              f"give them different -o folders or rename one")
-    skipped = skip_done(plan) if skip_existing else 0
-    if skipped:
-        console.print(f"skipping {skipped} inputs whose outputs exist", highlight=False)
     if not plan.jobs and plan.errors:
         fail("; ".join(f"{p}: {m}" if not m.startswith(str(p)) else m for p, m in plan.errors))
-    if not plan.jobs:
-        raise typer.Exit(0)
-    colorizer = load_colorizer(model, device, precision, runtime)
-    failed = run_with_progress(console, colorizer, plan, render_factor, batch_size, overwrite, max_pixels)
-    if failed and failures_to:
-        write_failures(failures_to, failed)
-    raise typer.Exit(1 if failed else 0)
+    plan.jobs = shard.take(plan.jobs)
+    if not shard.main:
+        plan.errors = []  # every process planned them: rank 0 reports them once
+    tally = Tally(skipped=skip_done(plan) if skip_existing else 0)
+    if plan.jobs or plan.errors:
+        colorizer = load_colorizer(model, shard.device(device), precision, runtime)
+        quiet = console if shard.main else Console(stderr=True, quiet=True)
+        tally = tally + run_with_progress(quiet, colorizer, plan, render_factor, batch_size, overwrite, max_pixels)
+    tallies = shard.gather(tally)
+    if shard.main:
+        tally = sum(tallies[1:], tallies[0])
+        print_summary(console, tally, render_factor)
+        if tally.failures and failures_to:
+            write_failures(failures_to, tally.failures)
+    raise typer.Exit(1 if shard.main and tally.failures else 0)
 
 
 def write_failures(path: Path, failures: list[tuple[str, str]]) -> None:
@@ -126,14 +134,14 @@ def video_command(
     smooth: Annotated[Optional[float], typer.Option("--smooth", min=0.0, max=1.0, help="Temporal smoothing strength (0 = frame by frame). [default: measured, see README]")] = None,
     no_smooth: Annotated[bool, typer.Option("--no-smooth", help="Colour each frame alone (same as --smooth 0).")] = False,
     crf: Annotated[int, typer.Option("--crf", min=0, max=51, help="H.264 quality: lower is better and bigger.")] = 18,
-    preset: Annotated[str, typer.Option("--preset", help="x264 preset: ultrafast … veryslow.")] = "medium",
+    preset: Annotated[str, typer.Option("--preset", help="x264 speed/size: ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow, placebo.")] = "medium",
     start: Annotated[Optional[str], typer.Option("--start", help="Start at this time: seconds or [HH:]MM:SS.")] = None,
     duration: Annotated[Optional[str], typer.Option("--duration", help="Colorize only this long: seconds or [HH:]MM:SS.")] = None,
     backend: Annotated[str, typer.Option("--backend", help="pyav (H.264 + audio) or opencv (mp4v, no audio).")] = "pyav",
     model: ModelOpt = "default",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
-    runtime: RuntimeOpt = "torch",
+    runtime: RuntimeOpt = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per network call.")] = 4,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (never the input).")] = False,
 ) -> None:
@@ -168,7 +176,7 @@ def video_command(
 def train_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints, logs, samples, model.safetensors.")],
     data: Annotated[Optional[Path], typer.Option("--data", help="Folder of colour photos (recursive).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped, with its stored settings. Given with it, --lr, --pretrain-steps, --critic-steps, --gan-steps and --amp/--no-amp change the run (so do critic_lr, gan_lr and log/val/save_every in --config); any other setting that differs from the run's is refused.")] = False,
     stage: Annotated[Optional[str], typer.Option("--stage", help="pretrain, critic, gan or all.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Architecture (recolor-small, ...) or a .safetensors to fine-tune.")] = None,
     val: Annotated[Optional[Path], typer.Option("--val", help="Validation photos (default: a fixed hold-out of --data).")] = None,
@@ -190,21 +198,23 @@ def train_command(
     config: Annotated[Optional[Path], typer.Option("--config", help="Start from the settings in this JSON (e.g. a run's config.json).")] = None,
 ) -> None:
     """Train a colorizer on your photos (pretrain → critic → GAN); resumable, DDP under torchrun."""
-    import json
     import os
-    from .train import TrainConfig, TrainingError, RichReporter, train
+    from .train import TrainConfig, TrainingError, RichReporter, read_config_file, train
     options = {"data": data and str(data), "stage": stage, "model": model, "val": val and str(val), "seed": seed,
                "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
                "batch_size": batch_size, "lr": lr, "zoom": zoom, "colour_weight": colour_weight,
                "perceptual": perceptual, "pretrained": pretrained, "amp": amp,
                "source_weights": source_weight and parse_weights(source_weight)}
-    base = json.loads(config.read_text()) if config else {}
-    settings = {**base, **{k: v for k, v in options.items() if v is not None}, "out": str(out), "device": device,
-                "workers": workers, "threads": threads}
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        base = read_config_file(config) if config else {}
+    except TrainingError as e:
+        fail(str(e))
+    settings = {**base, **given, "out": str(out), "device": device, "workers": workers, "threads": threads}
     if not settings.get("data") and not resume:
         fail("--data is required (except with --resume)")
-    try:
-        run = train(TrainConfig.from_dict({"data": "", **settings}), resume, RichReporter(console))
+    try:  # on resume, what was given (options and --config) is what may change the run: see train.resume_config
+        run = train(TrainConfig.from_dict({"data": "", **settings}), resume, RichReporter(console), {*base, *given})
     except (TrainingError, ValueError, OSError) as e:
         fail(str(e))
     if os.environ.get("RANK", "0") == "0":
@@ -238,10 +248,12 @@ def eval_command(
 ) -> None:
     """Score a model on colour photos: ΔE2000, PSNR, SSIM, colourfulness, against the a=b=0 baseline."""
     from rich.progress import Progress
-    from .evaluate import EvalConfig, eval_paths, evaluate, tables, write_json
+    from .evaluate import EvalConfig, check_json_path, eval_paths, evaluate, tables, write_json
     from .weights import WeightsError
     cfg = EvalConfig(str(data), model, render_factor, limit, device)
     try:
+        if json_out:
+            check_json_path(json_out)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("scoring", total=len(eval_paths(cfg)))
             result = evaluate(cfg, on_photo=lambda _: bar.advance(task))
@@ -254,7 +266,10 @@ def eval_command(
     if result.skipped:
         console.print(f"skipped {len(result.skipped)}: " + "; ".join(f"{Path(f).name} ({w})" for f, w in result.skipped[:5]))
     if json_out:
-        write_json(result, cfg, json_out)
+        try:
+            write_json(result, cfg, json_out)
+        except ValueError as e:
+            fail(str(e), 1)
 
 
 @app.command("models")

@@ -44,7 +44,11 @@ def cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
-def cpu_cores() -> int:
+def default_threads() -> int:
+    """OMP_NUM_THREADS where set (as for torch; torchrun gives each process 1), else every core we may use."""
+    setting = os.environ.get("OMP_NUM_THREADS", "")
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -153,11 +157,16 @@ def _torch_version() -> str:
 class OnnxModel:
     """L (B, 1, h, w) float32 numpy -> ab (B, 2, h, w) float32 numpy, like the generator's forward."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, spin: bool = False):
+        """spin: idle threads spin instead of sleeping. Off, as OMP_WAIT_POLICY=PASSIVE is for torch: spinning
+        threads collapse when other busy threads share their cores (film's decode and encode threads: 2.7-3.0
+        fps spinning, 4.5-5.2 fps not, on 2 busy cores; benchmarks/README.md)."""
         import onnxruntime as ort
         options = ort.SessionOptions()
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or cpu_cores()
+        options.intra_op_num_threads = threads or default_threads()
         options.log_severity_level = 3  # its shape-inference warnings on dynamic axes are noise to a user
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.markup import escape
@@ -10,10 +11,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 
+@dataclass
+class Tally:
+    """What a batch did: summed over the processes of a sharded run before it is printed."""
+    done: int = 0
+    seconds: float = 0.0  # summed over the colorized images
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (input, problem)
+    skipped: int = 0  # outputs that existed (--skip-existing)
+
+    def __add__(self, other: "Tally") -> "Tally":
+        return Tally(self.done + other.done, self.seconds + other.seconds, self.failures + other.failures,
+                     self.skipped + other.skipped)
+
+
 def run_with_progress(console: Console, colorizer, plan, render_factor: int, batch_size: int, overwrite: bool,
-                      max_pixels: int) -> list[tuple[str, str]]:
-    """Colorize every job with a progress bar (for more than one file); print a summary. -> (input, problem)
-    for each failure."""
+                      max_pixels: int) -> Tally:
+    """Colorize every job with a progress bar (for more than one file) and a line per output written."""
     from .files import colorize_files
     jobs = plan.jobs
     with Progress(TextColumn("[bold]colorizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -28,14 +41,19 @@ def run_with_progress(console: Console, colorizer, plan, render_factor: int, bat
                                        highlight=False)
 
         outcomes = colorize_files(colorizer, jobs, render_factor, batch_size, overwrite, max_pixels, done)
-    failures = [(str(o.job.source), o.error) for o in outcomes if o.error] + [(str(p), m) for p, m in plan.errors]
-    ok = len(outcomes) - sum(1 for o in outcomes if o.error)
-    if failures:
-        print_failures(console, failures, ok)
-    elif len(outcomes) > 1:
-        seconds = sum(o.seconds for o in outcomes) / max(1, len(outcomes))
-        console.print(f"[green]{ok} images colorized[/] ({seconds:.2f} s each, render factor {render_factor})")
-    return failures
+    good = [o for o in outcomes if o.error is None]
+    return Tally(len(good), sum(o.seconds for o in good),
+                 [(str(o.job.source), o.error) for o in outcomes if o.error] + [(str(p), m) for p, m in plan.errors])
+
+
+def print_summary(console: Console, tally: Tally, render_factor: int) -> None:
+    if tally.skipped:
+        console.print(f"skipped {tally.skipped} inputs whose outputs exist", highlight=False)
+    if tally.failures:
+        print_failures(console, tally.failures, tally.done)
+    elif tally.done > 1:
+        console.print(f"[green]{tally.done} images colorized[/] ({tally.seconds / tally.done:.2f} s each, "
+                      f"render factor {render_factor})")
 
 
 def print_failures(console: Console, failures: list[tuple[str, str]], ok: int, shown: int = 20) -> None:

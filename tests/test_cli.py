@@ -215,7 +215,7 @@ def test_skip_existing_resumes_without_redoing_finished_files(run, scans):
     (scans / "1920s" / "coffee_color.png").unlink()  # the run was interrupted before this one
     result = run("image", scans, "-r", "8", "--skip-existing")
     assert result.exit_code == 0, result.output
-    assert "skipping 1 inputs" in result.output
+    assert "skipped 1 inputs whose outputs exist" in result.output
     assert (done.stat().st_mtime_ns, done.stat().st_ino) == stamp
     assert (scans / "1920s" / "coffee_color.png").exists()
     assert run("image", scans, "--skip-existing", "--overwrite").exit_code == 2
