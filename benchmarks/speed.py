@@ -142,7 +142,44 @@ def help_time(reps: int = 5) -> dict:
     return {"best_s": min(times), "median_s": float(np.median(times)), "reps": reps}
 
 
+def photo_process_time(reps: int = 7) -> dict:
+    """`recolor image photo.jpg` on one 1 MP photo in a fresh process, as a user runs it: the default runtime
+    and `--runtime torch` alternating (medians and the median of paired ratios)."""
+    import cv2
+    times: dict[str, list[float]] = {"auto": [], "torch": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp, "photo.jpg")
+        cv2.imwrite(str(src), big_photo(864, 1152).mean(axis=2).astype(np.uint8))
+        for _ in range(reps):
+            for runtime in times:
+                t0 = time.perf_counter()
+                subprocess.run([*recolor_command(), "image", str(src), "-o", str(Path(tmp, "out.jpg")), "--overwrite",
+                                "--runtime", runtime], stdout=subprocess.DEVNULL, check=True)
+                times[runtime].append(time.perf_counter() - t0)
+    return {"input": "1152x864", "reps": reps, "auto_s": float(np.median(times["auto"])),
+            "torch_s": float(np.median(times["torch"])),
+            "ratio": float(np.median([t / a for a, t in zip(times["auto"], times["torch"])]))}
+
+
 # ------------------------------------------------------------------------------------------ video
+def film_runtimes(seconds: float = 5, reps: int = 2) -> dict:
+    """`recolor video` with its defaults (rf 21, smoothing, sound) on the first seconds of the 640×480 clip:
+    the default runtime against `--runtime torch`, alternating; fps as the command reports it (best of reps)."""
+    import re
+    source = SHARED_DATA / "video" / "cup_opencv_doc.mp4"
+    fps: dict[str, list[float]] = {"auto": [], "torch": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(reps):
+            for runtime in fps:
+                done = subprocess.run([*recolor_command(), "video", str(source), "--duration", f"{seconds:g}", "-o",
+                                       str(Path(tmp, "out.mp4")), "--overwrite", "--runtime", runtime],
+                                      capture_output=True, text=True, check=True)
+                fps[runtime].append(float(re.search(r"frames at ([\d.]+) fps", done.stderr).group(1)))
+    best = {k: max(v) for k, v in fps.items()}
+    return {"seconds": seconds, "auto_fps": best["auto"], "torch_fps": best["torch"],
+            "ratio": best["auto"] / best["torch"], "all": fps}
+
+
 def video_benchmarks(colorizer, plan: Plan, log) -> dict:
     """End-to-end fps at 640×480 and 1280×720 (rf 21, default smoothing, audio copied), and the CLI's peak
     RSS on a short vs a long clip. Needs recolor.video (issue 4) and PyAV; skipped with a reason otherwise."""

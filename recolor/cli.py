@@ -167,8 +167,8 @@ def video_command(
             result = colorize_video(colorizer, source, out, config, report)
         except VideoError as e:
             fail(str(e), 1)
-    console.print(f"[green]✓[/] {result.output}: {result.frames} frames at {result.fps:.1f} fps, {result.audio}, "
-                  f"{result.scene_cuts} scene cuts" + (f", [yellow]{result.skipped} damaged frames skipped[/]"
+    console.print(f"[green]✓[/] {escape(str(result.output))}: {result.frames} frames at {result.fps:.1f} fps, "
+                  f"{result.audio}, {result.scene_cuts} scene cuts" + (f", [yellow]{result.skipped} damaged frames skipped[/]"
                                                         if result.skipped else ""), highlight=False)
 
 
@@ -218,7 +218,8 @@ def train_command(
     except (TrainingError, ValueError, OSError) as e:
         fail(str(e))
     if os.environ.get("RANK", "0") == "0":
-        console.print(f"done: {run / 'model.safetensors'} (latest), {run / 'best.safetensors'} (best on val)")
+        console.print(escape(f"done: {run / 'model.safetensors'} (latest), {run / 'best.safetensors'} (best on val)"),
+                      soft_wrap=True)
 
 
 def parse_weights(items: list[str]) -> dict[str, float]:
@@ -264,7 +265,8 @@ def eval_command(
     for table in tables(result):
         Console().print(table)
     if result.skipped:
-        console.print(f"skipped {len(result.skipped)}: " + "; ".join(f"{Path(f).name} ({w})" for f, w in result.skipped[:5]))
+        console.print(escape(f"skipped {len(result.skipped)}: " + "; ".join(f"{Path(f).name} ({w})"
+                                                                        for f, w in result.skipped[:5])), soft_wrap=True)
     if json_out:
         try:
             write_json(result, cfg, json_out)

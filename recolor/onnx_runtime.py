@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import replacing
+from .weights import sha256_of
 
 log = logging.getLogger("recolor")
 OPSET = 17
@@ -50,14 +51,6 @@ def default_threads() -> int:
     if setting.isdigit() and int(setting) > 0:
         return int(setting)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------- export
@@ -125,7 +118,7 @@ def safetensors_layout(path: Path) -> tuple[dict, int]:
 
 def graph_stamp(weights_path: Path) -> dict[str, str]:
     """What a shipped graph was made for; it is used only while this still holds."""
-    return {"recolor.weights_sha256": sha256_file(weights_path)}
+    return {"recolor.weights_sha256": sha256_of(weights_path)}
 
 
 def _key(model, weights_path: Path | None) -> str:
@@ -134,7 +127,7 @@ def _key(model, weights_path: Path | None) -> str:
     and the opset. A change to any of them makes a new export instead of reusing a stale one."""
     h = hashlib.sha256()
     if weights_path is not None:
-        h.update(sha256_file(Path(weights_path)).encode())
+        h.update(sha256_of(Path(weights_path)).encode())
     else:
         h.update(repr(getattr(model, "config", "")).encode())
         for name, t in model.state_dict().items():
