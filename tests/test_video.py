@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import subprocess
+import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -546,3 +548,15 @@ def test_cli_video_with_onnx_runtime(ntsc_clip, untrained, tmp_path, monkeypatch
     assert len(frames["onnx"]) == len(frames["torch"]) == 9
     assert list((tmp_path / "cache").rglob("*.onnx"))  # the ONNX path really ran (exported once, cached)
     assert max(np.abs(a - b).mean() for a, b in zip(frames["torch"], frames["onnx"])) < 1.0
+
+
+def test_film_on_the_cpu_never_imports_torch(ntsc_clip, tmp_path):
+    """The default runtime on the CPU is ONNX Runtime with the shipped graph: no torch start-up for a film."""
+    code = ("import sys, runpy\n"
+            "sys.argv = ['recolor', 'video', sys.argv[1], '-o', sys.argv[2], '-r', '7', '--device', 'cpu']\n"
+            "try:\n    runpy.run_module('recolor', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code\n"
+            "assert 'torch' not in sys.modules")
+    run = subprocess.run([sys.executable, "-c", code, str(ntsc_clip), str(tmp_path / "out.mp4")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert video_facts(tmp_path / "out.mp4")["frames"] == video_facts(ntsc_clip)["frames"]
