@@ -132,9 +132,10 @@ def upsample_ab(ab: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(ab, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-# sRGB (D65) constants exactly as OpenCV uses them, so the fix-up below agrees with cv2's own conversion
-_WHITE = np.array([0.950456, 1.0, 1.088754], np.float32)
-_XYZ_TO_RGB = np.array([[3.240479, -1.53715, -0.498535],
+# sRGB (D65) constants exactly as OpenCV uses them, so the fix-up below agrees with cv2's own conversion (and
+# training's differentiable conversion in losses.py, which uses these too)
+D65_WHITE = np.array([0.950456, 1.0, 1.088754], np.float32)
+XYZ_TO_SRGB = np.array([[3.240479, -1.53715, -0.498535],
                         [-0.969256, 1.875991, 0.041556],
                         [0.055648, -0.204043, 1.057311]], np.float32)
 
@@ -147,7 +148,7 @@ def lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
     """(N, 3) Lab -> (N, 3) linear sRGB, NOT clipped (OpenCV's own conversion clips)."""
     fy = (lab[:, 0] + 16) / 116
     f = np.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], axis=1)
-    return (_lab_f_inv(f) * _WHITE) @ _XYZ_TO_RGB.T
+    return (_lab_f_inv(f) * D65_WHITE) @ XYZ_TO_SRGB.T
 
 
 def linear_to_srgb(c: np.ndarray) -> np.ndarray:

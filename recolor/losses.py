@@ -20,13 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .color import D65_WHITE, XYZ_TO_SRGB
 from .model import PretrainedWeightsError, torchvision_model
 
-# sRGB (D65) constants exactly as OpenCV uses them (recolor.color), so training and inference agree.
-_WHITE = (0.950456, 1.0, 1.088754)
-_XYZ_TO_RGB = ((3.240479, -1.53715, -0.498535),
-               (-0.969256, 1.875991, 0.041556),
-               (0.055648, -0.204043, 1.057311))
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -39,8 +35,9 @@ def lab_to_rgb(l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     fy = (l + 16.0) / 116.0
     f = torch.cat([fy + ab[:, :1] / 500.0, fy, fy - ab[:, 1:] / 200.0], dim=1)
     xyz = torch.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29))
-    xyz = xyz * torch.tensor(_WHITE, device=l.device).view(1, 3, 1, 1)
-    lin = torch.einsum("ij,bjhw->bihw", torch.tensor(_XYZ_TO_RGB, device=l.device), xyz).clamp(0.0, 1.0)
+    # the engine's sRGB (D65) constants, as OpenCV uses them: training and inference agree
+    xyz = xyz * torch.from_numpy(D65_WHITE).to(l.device).view(1, 3, 1, 1)
+    lin = torch.einsum("ij,bjhw->bihw", torch.from_numpy(XYZ_TO_SRGB).to(l.device), xyz).clamp(0.0, 1.0)
     # the sRGB curve; the clamp keeps pow's gradient finite at 0
     return torch.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin.clamp_min(1e-6) ** (1 / 2.4) - 0.055)
 
