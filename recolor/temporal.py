@@ -1,4 +1,4 @@
-"""Temporal consistency for video: smooth predicted chroma along motion, and measure flicker.
+"""Temporal consistency for video: smooth predicted chroma along motion (flicker is measured in metrics.py).
 
 A per-frame colorizer flickers: the same shirt is a slightly different colour in every frame. Only chroma
 (a/b) is smoothed; luminance always stays the source's. For each frame t (at the network's render size):
@@ -138,56 +138,3 @@ class TemporalSmoother:
         weight = self.strength * cv2.GaussianBlur(mask.astype(np.float32), (5, 5), 0)
         warped = warp(self._prev_ab, flow_b)
         return ab + weight[..., None] * (warped - ab)
-
-
-# ----------------------------------------------------------------------------------------------- measuring
-def input_flow(l_prev: np.ndarray, l_cur: np.ndarray, dis: cv2.DISOpticalFlow | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Backward flow (t -> t-1) and its reliable-pixel mask, computed on the *input* luminance, so that the
-    colorizer's own output cannot fool the measurement."""
-    dis = dis or make_dis()
-    cur8, prev8 = to_gray8(l_cur), to_gray8(l_prev)
-    flow_b, flow_f = flow(dis, cur8, prev8), flow(dis, prev8, cur8)
-    return flow_b, reliable_mask(flow_b, flow_f, l_cur, warp(l_prev, flow_b))
-
-
-def warping_error(ab_prev: np.ndarray, ab_cur: np.ndarray, flow_b: np.ndarray, mask: np.ndarray) -> float:
-    """Lai et al. 2018 warping error of chroma between output frames t-1 and t: mean squared a/b difference
-    between frame t and frame t-1 warped onto it, over the non-occluded pixels (see `input_flow`)."""
-    if not mask.any():
-        return float("nan")
-    diff = ab_cur - warp(ab_prev, flow_b)
-    return float(np.mean(np.sum(diff[mask] ** 2, axis=-1)))
-
-
-def mean_warping_error(ab_frames: list[np.ndarray], l_frames: list[np.ndarray]) -> float:
-    """warping_error averaged over consecutive pairs of a clip (ab (H, W, 2), L (H, W) of the input)."""
-    dis = make_dis()
-    errors = [warping_error(ab_frames[t - 1], ab_frames[t], *input_flow(l_frames[t - 1], l_frames[t], dis))
-              for t in range(1, len(ab_frames))]
-    return float(np.nanmean(errors)) if errors else float("nan")
-
-
-def channel_histograms(rgb: np.ndarray) -> np.ndarray:
-    """(3, 256) normalised per-channel histograms of an RGB uint8 frame."""
-    hist = np.stack([np.bincount(rgb[..., c].ravel(), minlength=256) for c in range(3)]).astype(np.float64)
-    return hist / hist.sum(axis=1, keepdims=True)
-
-
-def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """Mean over rows of the Jensen–Shannon divergence (natural log, in [0, ln 2])."""
-    m = (p + q) / 2
-
-    def kl(a, b):
-        nz = a > 0
-        return np.sum(np.where(nz, a * np.log(np.where(nz, a, 1) / np.where(nz, b, 1)), 0.0), axis=-1)
-    return float(np.mean(0.5 * kl(p, m) + 0.5 * kl(q, m)))
-
-
-def cdc(frames_rgb: list[np.ndarray], offsets: tuple[int, ...] = (1, 2, 4)) -> float:
-    """Colour distribution consistency: JS divergence of per-channel RGB histograms of frames t and t+k,
-    averaged over t, then over k in offsets. Lower is steadier."""
-    hists = [channel_histograms(f) for f in frames_rgb]
-    per_offset = [np.mean([js_divergence(hists[t], hists[t + k]) for t in range(len(hists) - k)])
-                  for k in offsets if len(hists) > k]
-    return float(np.mean(per_offset)) if per_offset else float("nan")

@@ -3,9 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from recolor.metrics import colourfulness
-from recolor.temporal import (TemporalSmoother, cdc, input_flow, js_divergence,
-                              mean_warping_error, warp, warping_error)
+from recolor.metrics import cdc, colourfulness, input_flow, js_divergence, mean_warping_error, warping_error
+from recolor.temporal import TemporalSmoother, warp
 
 
 def texture(h=96, w=128, seed=0, pad=16):

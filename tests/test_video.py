@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from recolor import color, video
 from recolor.cli import app
-from recolor.temporal import mean_warping_error
+from recolor.metrics import mean_warping_error
 from recolor.video import (VideoConfig, VideoError, check_input, colorize_video, default_output, parse_time)
 
 NTSC = Fraction(30000, 1001)
