@@ -35,6 +35,7 @@ class InferenceConfig:
 
 
 RUNTIMES = ("auto", "onnx", "torch")
+ONNX_CPU_ONLY = "--runtime onnx runs fp32 on the CPU only: use --device cpu and --precision fp32/auto"
 
 
 def pick_device(name: str = "auto"):
@@ -71,7 +72,7 @@ def use_onnx(runtime: str, device: str, precision: str) -> bool:
     cpu_fp32 = precision in ("auto", "fp32") and (device == "cpu" or device == "auto" and (
         not gpu_possible() or pick_device("auto").type == "cpu"))
     if runtime == "onnx" and not cpu_fp32:
-        raise ValueError("--runtime onnx runs fp32 on the CPU only: use --device cpu and --precision fp32/auto")
+        raise ValueError(ONNX_CPU_ONLY)
     if runtime == "auto" and cpu_fp32 and importlib.util.find_spec("onnxruntime") is None:
         log.warning("onnxruntime is not installed: running on torch (pip install onnxruntime for speed)")
         return False
@@ -139,7 +140,7 @@ class Colorizer:
         if runtime != "onnx":
             return None
         if self.device.type != "cpu" or self.dtype is not None:
-            raise ValueError("--runtime onnx runs fp32 on the CPU only: use --device cpu and --precision fp32/auto")
+            raise ValueError(ONNX_CPU_ONLY)
         from .onnx_runtime import OnnxModel
         return OnnxModel.for_model(model, getattr(source, "path", None))
 

@@ -129,8 +129,9 @@ def colorize_files(colorizer, jobs: list[Job], render_factor: int, batch_size: i
                 _finish(outcomes, Outcome(job, f"{job.source}: cannot read ({_reason(e)})"), on_done)
         if not ready:
             continue
-        for job, before, after in zip(ready, images, _colorize(colorizer, images, render_factor, batch_size)):
-            seconds = (time.perf_counter() - t0) / len(ready)
+        results = _colorize(colorizer, images, render_factor, batch_size)
+        seconds = (time.perf_counter() - t0) / len(ready)  # read + colorize, per image of the chunk
+        for job, before, after in zip(ready, images, results):
             if isinstance(after, Exception):
                 _finish(outcomes, Outcome(job, f"{job.source}: cannot colorize ({_reason(after)})", seconds), on_done)
             else:

@@ -54,8 +54,9 @@ def default_threads() -> int:
 
 
 # ------------------------------------------------------------------------------------------- export
-def export(model, path: Path) -> Path:
-    """Export a generator with dynamic batch, height and width; written atomically (the cache may be shared)."""
+def export(model, path: Path, fold: bool = True) -> Path:
+    """Export a generator with dynamic batch, height and width; written atomically (the cache may be shared).
+    fold=False keeps every tensor under its state-dict name (batch norm unfolded), as `write_graph` needs."""
     import torch
     try:
         import onnx  # noqa: F401  (torch's TorchScript exporter needs it and fails late without it)
@@ -65,7 +66,7 @@ def export(model, path: Path) -> Path:
     with replacing(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and constant-folding chatter
         torch.onnx.export(model.eval(), (example,), str(tmp), dynamo=False, opset_version=OPSET,
-                          do_constant_folding=path.suffix != ".graph",  # a graph's tensors keep their own names
+                          do_constant_folding=fold,
                           input_names=["l"], output_names=["ab"],
                           dynamic_axes={"l": {0: "batch", 2: "height", 3: "width"},
                                         "ab": {0: "batch", 2: "height", 3: "width"}})
@@ -81,7 +82,7 @@ def write_graph(weights_path: Path) -> Path:
     model, _, _ = load_model(str(weights_path))
     graph_file = weights_path.with_suffix(".graph")
     try:
-        graph = onnx.load(str(export(model, graph_file)))
+        graph = onnx.load(str(export(model, graph_file, fold=False)))
     finally:
         graph_file.unlink(missing_ok=True)
     layout, base = safetensors_layout(weights_path)
