@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 
 from . import color
+from .hints import HintError, check_inside, hint_planes
+from .reference import Palette
 
 log = logging.getLogger("recolor")
 DEFAULT_RENDER_FACTOR = 35
@@ -144,23 +146,35 @@ class Colorizer:
         from .onnx_runtime import OnnxModel
         return OnnxModel.for_model(model, getattr(source, "path", None))
 
-    # ------------------------------------------------------------------------------------------- network
-    def predict_ab(self, l_small: np.ndarray) -> np.ndarray:
-        """One network call: L (B, h, w) in [0, 100], h and w multiples of 32 -> ab (B, h, w, 2) float32."""
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the model was built with hint inputs (guided colour)."""
         if self.onnx is not None:
-            return np.ascontiguousarray(self.onnx(l_small[:, None]).transpose(0, 2, 3, 1))  # (B, h, w, 2)
+            return self.onnx.takes_hints
+        return bool(self.model.config.hints)
+
+    # ------------------------------------------------------------------------------------------- network
+    def predict_ab(self, l_small: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        """One network call: L (B, h, w) in [0, 100], h and w multiples of 32, and optional hint planes
+        (B, 3, h, w) (see hints.py) -> ab (B, h, w, 2) float32."""
+        if self.onnx is not None:
+            return np.ascontiguousarray(self.onnx(l_small[:, None], hints).transpose(0, 2, 3, 1))  # (B, h, w, 2)
         import torch
-        x = torch.from_numpy(np.ascontiguousarray(l_small, dtype=np.float32)).unsqueeze(1)  # (B, 1, h, w)
-        if self.device.type == "cuda":
-            x = x.pin_memory().to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        elif self.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        else:
-            x = x.to(self.device)
+        x = self._to_device(torch.from_numpy(np.ascontiguousarray(l_small, dtype=np.float32)).unsqueeze(1))
+        h = None if hints is None else self._to_device(torch.from_numpy(np.ascontiguousarray(hints, np.float32)))
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
                                                     enabled=self.dtype is not None):
-            ab = self.model(x)
+            ab = self.model(x, h)
         return ab.float().permute(0, 2, 3, 1).cpu().numpy()  # (B, h, w, 2)
+
+    def _to_device(self, x):
+        """(B, C, h, w) CPU tensor -> the device, channels-last where the kernels prefer it."""
+        import torch
+        if self.device.type == "cuda":
+            return x.pin_memory().to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        if self.device.type == "cpu":
+            return x.contiguous(memory_format=torch.channels_last)
+        return x.to(self.device)
 
     def out_of_memory(self) -> tuple[type[BaseException], ...]:
         """The exceptions that mean "too big for the device": torch's, which ONNX Runtime never raises."""
@@ -174,25 +188,29 @@ class Colorizer:
             import torch
             torch.cuda.empty_cache()
 
-    def predict_ab_safe(self, l_small: np.ndarray) -> np.ndarray:
+    def predict_ab_safe(self, l_small: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
         """predict_ab, but a GPU out-of-memory splits the batch instead of failing."""
         try:
-            return self.predict_ab(l_small)
+            return self.predict_ab(l_small, hints)
         except self.out_of_memory():
             if len(l_small) == 1:
                 raise
             self.free_memory()
             half = len(l_small) // 2
             log.warning("out of GPU memory at batch %d; retrying in halves", len(l_small))
-            return np.concatenate([self.predict_ab_safe(l_small[:half]), self.predict_ab_safe(l_small[half:])])
+            first, rest = (None, None) if hints is None else (hints[:half], hints[half:])
+            return np.concatenate([self.predict_ab_safe(l_small[:half], first),
+                                   self.predict_ab_safe(l_small[half:], rest)])
 
     # ------------------------------------------------------------------------------------------- images
     def chroma(self, l_full: Sequence[np.ndarray], render_factor: int = DEFAULT_RENDER_FACTOR,
-               batch_size: int = 4) -> list[np.ndarray]:
-        """Full-resolution L planes -> their a/b at render size, batched by render size.
+               batch_size: int = 4, hints: Sequence[list | None] | None = None) -> list[np.ndarray]:
+        """Full-resolution L planes (and optionally each one's list of hints.Hint) -> their a/b at render size,
+        batched by render size.
 
         A GPU out-of-memory on a single image retries at a lower render factor, with a warning."""
         color.check_render_factor(render_factor)
+        hints = self._checked_hints(l_full, hints)
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, l in enumerate(l_full):
             groups[color.render_size(*l.shape[:2], render_factor)].append(i)
@@ -201,37 +219,61 @@ class Colorizer:
             for start in range(0, len(indices), max(1, batch_size)):
                 chunk = indices[start:start + batch_size]
                 batch = np.stack([color.resize_l(l_full[i], size) for i in chunk])
+                planes = None
+                if any(hints[i] for i in chunk):
+                    planes = np.stack([hint_planes(hints[i] or [], l_full[i].shape[:2], size) for i in chunk])
                 try:
-                    ab = self.predict_ab_safe(batch)
+                    ab = self.predict_ab_safe(batch, planes)
                 except self.out_of_memory():
                     if render_factor <= color.RENDER_FACTOR_MIN:
                         raise
                     lower = max(color.RENDER_FACTOR_MIN, int(render_factor * 0.75))
                     log.warning("out of GPU memory at render factor %d; retrying at %d", render_factor, lower)
                     self.free_memory()
-                    ab = self.chroma([l_full[i] for i in chunk], lower, 1)
+                    ab = self.chroma([l_full[i] for i in chunk], lower, 1, [hints[i] for i in chunk])
                 for i, a in zip(chunk, ab):
                     out[i] = a
         return out
 
+    def _checked_hints(self, l_full: Sequence[np.ndarray], hints) -> list:
+        """One list of hints per image (None where there are none), checked against the model and the photo."""
+        if hints is None:
+            return [None] * len(l_full)
+        if len(hints) != len(l_full):
+            raise ValueError(f"{len(hints)} hint lists for {len(l_full)} images")
+        if any(hints) and not self.takes_hints:
+            raise HintError("this model takes no colour hints (its config has hints: false); use one that does, "
+                            "such as the default")
+        for h, l in zip(hints, l_full):
+            check_inside(h or [], l.shape[1], l.shape[0])
+        return list(hints)
+
     def colorize_batch(self, images: Sequence[np.ndarray], render_factor: int = DEFAULT_RENDER_FACTOR,
-                       batch_size: int = 4) -> list[np.ndarray]:
-        """Many images -> colour images; see `colorize`."""
+                       batch_size: int = 4, hints: Sequence[list | None] | None = None,
+                       reference: np.ndarray | None = None) -> list[np.ndarray]:
+        """Many images -> colour images; see `colorize`. hints: one list (or None) per image."""
         images = [np.asarray(im) for im in images]
         l_full = [color.luminance(im) for im in images]  # only L is kept: no full-size RGB/Lab copies
-        ab = self.chroma(l_full, render_factor, batch_size)
+        ab = self.chroma(l_full, render_factor, batch_size, hints)
+        palette = None if reference is None else Palette.of(reference)
         results = []
         for im, l, a in zip(images, l_full, ab):
+            if palette is not None:
+                a = palette.apply(a)
             rgb = color.merge_l_ab(l, a)
             alpha = color.alpha_channel(im)
             results.append(rgb if alpha is None else np.dstack([rgb, alpha]))
         return results
 
-    def colorize(self, image: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR) -> np.ndarray:
+    def colorize(self, image: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR, hints: list | None = None,
+                 reference: np.ndarray | None = None) -> np.ndarray:
         """Gray, RGB or RGBA array (uint8, uint16 or float in [0, 1]; RGB order) -> RGB uint8 of the same
         height and width (RGBA if the input had alpha, which is kept). A colour input is re-coloured
-        from its luminance."""
-        return self.colorize_batch([image], render_factor, 1)[0]
+        from its luminance.
+
+        hints: hints.Hint points ("this spot was this colour", in the image's pixels); reference: an RGB photo
+        whose palette the result should follow (reference.Palette)."""
+        return self.colorize_batch([image], render_factor, 1, [hints] if hints else None, reference)[0]
 
 
 def colorize_image(image: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR, model: str = "default",

@@ -6,6 +6,7 @@ References:
 - Shi et al., "Sub-pixel convolution" 2016 and Aitken et al., "Checkerboard artifact free sub-pixel
   convolution" (ICNR init) 2017; blur after shuffle as in fastai's PixelShuffle_ICNR.
 - Zhang et al., "Self-Attention GANs" (SAGAN), 2019; Miyato et al., "Spectral Normalization", 2018.
+- Zhang et al., "Real-Time User-Guided Image Colorization with Learned Deep Priors", 2017 (hint inputs).
 
 Contract (as in segmentation_models_pytorch): an encoder returns 5 feature maps at strides 2, 4, 8, 16, 32,
 highest resolution first; the decoder knows only their channel counts. `create_model` is the only constructor.
@@ -118,10 +119,13 @@ class Encoder(nn.Module):
                 stem.bias.copy_(conv.bias)
         setattr(parent, attr, stem)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, stem_extra: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """stem_extra: added to the first stage's output (stride 2), so it flows through the whole encoder."""
         features = []
-        for stage in self.stages:
+        for i, stage in enumerate(self.stages):
             x = stage(x)
+            if i == 0 and stem_extra is not None:
+                x = x + stem_extra
             features.append(x)
         return features  # strides 2, 4, 8, 16, 32
 
@@ -203,6 +207,28 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
+class HintBranch(nn.Module):
+    """Colour hints (B, 3, H, W): a/AB_SCALE, b/AB_SCALE and a mask, zero where no hint is given.
+
+    Two entries, as in Zhang et al. 2017 the hints enter early (so they spread through the encoder to the whole
+    region) and late (so a hinted spot gets its colour exactly): a small conv stack added to the encoder's
+    stride-2 features, and one conv added just before the full-resolution head. Every conv is bias-free and the
+    last of each is zero-initialised, so no hints (all zeros) add exactly zero, whatever was learned: a model
+    without hints gives the same output, and old weights load with the branch at zero."""
+
+    def __init__(self, stem_channels: int, head_channels: int, width: int = 16):
+        super().__init__()
+        # cheap on purpose (~0.1 GFLOP at 560 px): the graph runs it on every call, hints or not
+        self.early = nn.Sequential(nn.Conv2d(3, width, 3, stride=2, padding=1, bias=False), nn.ReLU(inplace=True),
+                                   nn.Conv2d(width, stem_channels, 1, bias=False))
+        self.late = nn.Conv2d(3, head_channels, 3, padding=1, bias=False)
+        nn.init.zeros_(self.early[-1].weight)
+        nn.init.zeros_(self.late.weight)
+
+    def forward(self, hints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.early(hints), self.late(hints)  # (B, C0, H/2, W/2), (B, head, H, W)
+
+
 # ---------------------------------------------------------------------------------------------- generator
 @dataclass(frozen=True)
 class ModelConfig:
@@ -214,6 +240,7 @@ class ModelConfig:
     spectral_norm: bool = True  # applied to decoder convs while training (baked into saved weights)
     blur: bool = True
     head_channels: int = 16  # width at full resolution before the a/b head
+    hints: bool = False  # takes colour hints (HintBranch) as a second input
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -231,7 +258,8 @@ class ModelConfig:
 
 
 class Generator(nn.Module):
-    """L (B, 1, H, W) in [0, 100], H and W multiples of 32 -> ab (B, 2, H, W)."""
+    """L (B, 1, H, W) in [0, 100], H and W multiples of 32 -> ab (B, 2, H, W); with config.hints, optional
+    hints (B, 3, H, W) as HintBranch describes."""
 
     def __init__(self, config: ModelConfig, pretrained_encoder: bool = False):
         super().__init__()
@@ -254,20 +282,30 @@ class Generator(nn.Module):
         self.final_up = PixelShuffleUp(up_in, config.head_channels, config.blur)
         self.final_res = ResBlock(config.head_channels + 1)  # + the input L, as DeOldify's last_cross
         self.head = nn.Conv2d(config.head_channels + 1, 2, 1)
+        self.hints = HintBranch(skips[0], config.head_channels + 1) if config.hints else None
 
-    def forward(self, l: torch.Tensor) -> torch.Tensor:
+    def forward(self, l: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         x = (l / 100.0 - L_MEAN) / L_STD
-        features = self.encoder(x)
+        early = late = None
+        if hints is not None:
+            if self.hints is None:
+                raise ValueError("this model takes no colour hints")
+            early, late = self.hints(hints)
+        features = self.encoder(x, early)
         y = self.middle(features[-1])
         for block, skip in zip(self.blocks, reversed(features[:-1])):
             y = block(y, skip)
         y = torch.cat([self.final_up(y), x], dim=1)
+        if late is not None:
+            y = y + late
         return self.head(self.final_res(y)) * AB_SCALE
 
 
 def decoder_convs(model: Generator) -> list[nn.Conv2d]:
-    """The convolutions spectral norm applies to: the decoder's, not the pretrained (batch-normed) encoder's."""
-    return [m for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and not name.startswith("encoder.")]
+    """The convolutions spectral norm applies to: the decoder's, not the pretrained (batch-normed) encoder's,
+    nor the hint branch's (zero-initialised: a zero weight has no spectral norm to divide by)."""
+    return [m for name, m in model.named_modules()
+            if isinstance(m, nn.Conv2d) and not name.startswith(("encoder.", "hints."))]
 
 
 def apply_spectral_norm(model: Generator) -> Generator:

@@ -62,14 +62,15 @@ def export(model, path: Path, fold: bool = True) -> Path:
         import onnx  # noqa: F401  (torch's TorchScript exporter needs it and fails late without it)
     except ImportError:
         raise OnnxUnavailable("exporting to ONNX needs the onnx package: pip install onnx") from None
-    example = torch.full((1, 1, 64, 64), 50.0)
+    example = (torch.full((1, 1, 64, 64), 50.0),)
+    names = ["l"]
+    if model.config.hints:  # a second input, the hint planes (zeros: no hints)
+        example, names = example + (torch.zeros(1, 3, 64, 64),), names + ["hints"]
+    axes = {name: {0: "batch", 2: "height", 3: "width"} for name in names + ["ab"]}
     with replacing(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and constant-folding chatter
-        torch.onnx.export(model.eval(), (example,), str(tmp), dynamo=False, opset_version=OPSET,
-                          do_constant_folding=fold,
-                          input_names=["l"], output_names=["ab"],
-                          dynamic_axes={"l": {0: "batch", 2: "height", 3: "width"},
-                                        "ab": {0: "batch", 2: "height", 3: "width"}})
+        torch.onnx.export(model.eval(), example, str(tmp), dynamo=False, opset_version=OPSET,
+                          do_constant_folding=fold, input_names=names, output_names=["ab"], dynamic_axes=axes)
     return path
 
 
@@ -149,7 +150,8 @@ def _torch_version() -> str:
 
 # ------------------------------------------------------------------------------------------- running
 class OnnxModel:
-    """L (B, 1, h, w) float32 numpy -> ab (B, 2, h, w) float32 numpy, like the generator's forward."""
+    """L (B, 1, h, w) float32 numpy [and hint planes (B, 3, h, w)] -> ab (B, 2, h, w) float32 numpy, like the
+    generator's forward."""
 
     def __init__(self, path: Path, threads: int | None = None, spin: bool = False):
         """spin: idle threads spin instead of sleeping. Off, as OMP_WAIT_POLICY=PASSIVE is for torch: spinning
@@ -164,14 +166,21 @@ class OnnxModel:
         options.log_severity_level = 3  # its shape-inference warnings on dynamic axes are noise to a user
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
+        self.takes_hints = any(i.name == "hints" for i in self.session.get_inputs())
 
     def stamp(self) -> dict[str, str]:
         """The `graph_stamp` a shipped graph records (empty for exports)."""
         props = self.session.get_modelmeta().custom_metadata_map
         return {k: v for k, v in props.items() if k.startswith("recolor.")}
 
-    def __call__(self, l: np.ndarray) -> np.ndarray:
-        return self.session.run(["ab"], {"l": np.ascontiguousarray(l, dtype=np.float32)})[0]
+    def __call__(self, l: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        feed = {"l": np.ascontiguousarray(l, dtype=np.float32)}
+        if self.takes_hints:  # no hints: zero planes, which the hint branch turns into exactly zero
+            shape = (l.shape[0], 3, *l.shape[2:])
+            feed["hints"] = np.zeros(shape, np.float32) if hints is None else np.ascontiguousarray(hints, np.float32)
+        elif hints is not None:
+            raise ValueError("this model takes no colour hints")
+        return self.session.run(["ab"], feed)[0]
 
     @classmethod
     def for_weights(cls, weights_path: Path) -> "OnnxModel":

@@ -48,6 +48,7 @@ from .critic import Critic, CriticConfig
 from .data import (DEFAULT_ZOOM, ColorPhotos, PhotoIndex, StepBatches, draw_probabilities, scan_photos, source_of,
                    split_val)
 from .evaluate import evaluate_photos
+from .hints import sample_hint_planes
 from .images import find_images, write_image
 from .losses import (FeatureLoss, PerceptualWeightsError, colourfulness_loss, critic_hinge_loss,
                      generator_hinge_loss, lab_to_rgb, pixel_loss)
@@ -83,6 +84,8 @@ class TrainConfig:
     zoom: float = DEFAULT_ZOOM  # crops come from the photo scaled to a shorter side in [size, zoom·size]
     source_weights: dict[str, float] = field(default_factory=dict)  # draw weight per file-name prefix; others 1
     ema: float = 0.999  # weight averaging; 0 turns it off
+    hints: bool = True  # the generator takes colour hints, drawn from each photo's own colours (hints.py)
+    hint_free: float = 0.5  # share of photos drawn with no hints at all, so automatic colour does not suffer
     # stage 1: generator pretraining
     pretrain_steps: int = 3000
     sizes: tuple[int, ...] = (128, 192, 256)  # progressive crop sizes ...
@@ -293,26 +296,30 @@ class RunState:
 def build_generator(cfg: TrainConfig) -> Generator:
     """A registered name or config (ImageNet encoder if cfg.pretrained), or a weights file to fine-tune."""
     if isinstance(cfg.model, ModelConfig) or cfg.model in MODELS:
+        config = cfg.model if isinstance(cfg.model, ModelConfig) else MODELS[cfg.model]
         try:
-            model = create_model(cfg.model, pretrained_encoder=cfg.pretrained)
+            model = create_model(dataclasses.replace(config, hints=cfg.hints), pretrained_encoder=cfg.pretrained)
         except PretrainedWeightsError as e:
             raise TrainingError(str(e)) from None
     elif str(cfg.model).endswith(".safetensors"):
-        model = fine_tune_start(Path(cfg.model))
+        model = fine_tune_start(Path(cfg.model), cfg.hints)
     else:
         raise TrainingError(f"unknown model {cfg.model!r}: use {', '.join(MODELS)} or a .safetensors file to fine-tune")
     return apply_spectral_norm(model) if model.config.spectral_norm else model
 
 
-def fine_tune_start(path: Path) -> Generator:
-    """The generator in a weights file, to fine-tune; a missing, foreign or mismatched file is a TrainingError."""
+def fine_tune_start(path: Path, hints: bool = False) -> Generator:
+    """The generator in a weights file, to fine-tune; a missing, foreign or mismatched file is a TrainingError.
+    hints: give a model without hint inputs its (zero, so output-preserving) hint branch."""
     if not path.is_file():
         raise TrainingError(f"--model {path}: no such file")
     try:
         config, state, _ = read_weights(path)
-        model = create_model(config)
+        model = create_model(dataclasses.replace(config, hints=config.hints or hints))
     except (WeightsError, ValueError) as e:  # not a recolor weights file, or a config no model fits
         raise TrainingError(f"--model {path}: {str(e).removeprefix(f'{path}: ')}") from None
+    if model.hints is not None and not config.hints:
+        state = {**state, **{f"hints.{k}": v for k, v in model.hints.state_dict().items()}}
     try:
         model.load_state_dict(state)
     except RuntimeError as e:  # tensors of other shapes or names than its own config's
@@ -483,10 +490,20 @@ class Step:
             loss = loss + cfg.colour_weight * colour
         return loss
 
+    def hint_planes(self, ab: torch.Tensor) -> torch.Tensor | None:
+        """Hints drawn from this batch's true colours (hints.sample_hint_planes), seeded by (seed, stage, step,
+        rank) so a resume draws the same; None for a generator without hint inputs. Zero planes for hint-free
+        draws, never None, so DDP sees the hint branch used in every step."""
+        if self.state.generator.hints is None:
+            return None
+        seed = (self.cfg.seed * 1_000_003 + SAMPLE_OFFSET[self.state.stage] + self.state.step) * 64 + self.ctx.rank
+        generator = torch.Generator().manual_seed(seed % (1 << 63))
+        return sample_hint_planes(ab, generator, self.cfg.hint_free)
+
     def pretrain(self, l_in, l, ab) -> dict:
         logs: dict = {}
         with self.autocast():
-            fake = self.g_net(l_in)
+            fake = self.g_net(l_in, self.hint_planes(ab))
         loss = self.reconstruction(l, ab, fake.float(), logs)
         self.check(loss, "generator")
         self.backward(loss, self.state.g_opt)
@@ -496,7 +513,7 @@ class Step:
     def critic(self, l_in, l, ab) -> dict:
         """Critic pretraining: real vs the (fixed) generator's output."""
         with torch.no_grad(), self.autocast():
-            fake = self.state.generator.eval()(l_in).float()
+            fake = self.state.generator.eval()(l_in, self.hint_planes(ab)).float()
         loss = self.critic_update(l, ab, fake)
         return {"loss": loss, "critic": loss}
 
@@ -513,7 +530,7 @@ class Step:
         """One TTUR step: the critic on this batch's fakes, then the generator against the updated critic."""
         logs: dict = {}
         with self.autocast():
-            fake = self.g_net(l_in).float()
+            fake = self.g_net(l_in, self.hint_planes(ab)).float()
         logs["critic"] = self.critic_update(l, ab, fake)
         critic = self.state.critic.requires_grad_(False)  # the plain module: its grads are not wanted here
         with self.autocast():
@@ -755,7 +772,7 @@ def resume_config(cfg: TrainConfig, given: Iterable[str] | None = None) -> tuple
     path = Path(cfg.out) / "last.ckpt"
     if not path.exists():
         raise TrainingError(f"--resume: no checkpoint at {path}")
-    stored = TrainConfig.from_dict(load_checkpoint(path)["config"])
+    stored = TrainConfig.from_dict({"hints": False, **load_checkpoint(path)["config"]})  # runs from before hints
     defaults = TrainConfig(data="", out="")
     names = [f.name for f in dataclasses.fields(cfg) if f.name not in RUNTIME]
     if given is None:

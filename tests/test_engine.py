@@ -65,7 +65,7 @@ def test_batch_equals_one_by_one(colorizer, photo, gray_photo):
 def test_render_factor_changes_what_the_network_sees(colorizer, gray_photo, monkeypatch):
     seen = []
     real = colorizer.predict_ab
-    monkeypatch.setattr(colorizer, "predict_ab", lambda l: seen.append(l.shape) or real(l))
+    monkeypatch.setattr(colorizer, "predict_ab", lambda l, hints=None: seen.append(l.shape) or real(l, hints))
     colorizer.colorize(gray_photo, 10)
     colorizer.colorize(gray_photo, 20)
     assert seen == [(1, 160, 160), (1, 320, 320)]
@@ -75,10 +75,10 @@ def test_out_of_memory_retries_smaller_with_a_warning(colorizer, gray_photo, mon
     import torch
     real = colorizer.predict_ab
 
-    def limited(l):  # a device that fits one image of at most 160×160
+    def limited(l, hints=None):  # a device that fits one image of at most 160×160
         if l.shape[0] > 1 or l.shape[1] * l.shape[2] > 160 * 160:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(l)
+        return real(l, hints)
 
     monkeypatch.setattr(colorizer, "predict_ab", limited)
     with caplog.at_level("WARNING", logger="recolor"):
