@@ -38,7 +38,7 @@ from recolor import color  # noqa: E402
 from recolor.engine import Colorizer  # noqa: E402
 from recolor.metrics import colourfulness  # noqa: E402
 from recolor.metrics import channel_histograms, input_flow, js_divergence, warping_error  # noqa: E402
-from recolor.temporal import make_dis  # noqa: E402
+from recolor.video.temporal import make_dis  # noqa: E402
 from recolor.video import VideoConfig, colorize_video  # noqa: E402
 
 CLIPS = ROOT.parent / "shared" / "data" / "video"

@@ -148,8 +148,7 @@ def video_command(
     """Colorize a film: same length, frame rate and sound, with flicker smoothed out."""
     import time
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from .temporal import DEFAULT_SMOOTH
-    from .video import VideoConfig, VideoError, check_input, colorize_video, parse_time
+    from .video import DEFAULT_SMOOTH, VideoConfig, VideoError, check_input, colorize_video, parse_time
     try:
         config = VideoConfig(render_factor, 0.0 if no_smooth else (DEFAULT_SMOOTH if smooth is None else smooth),
                              crf, preset, parse_time(start) or 0.0, parse_time(duration), backend, batch_size, overwrite)

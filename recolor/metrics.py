@@ -26,7 +26,7 @@ from typing import Iterable, Mapping
 import cv2
 import numpy as np
 
-from .temporal import flow, make_dis, reliable_mask, to_gray8, warp
+from .video.temporal import flow, make_dis, reliable_mask, to_gray8, warp
 
 PSNR_CAP = 100.0  # dB; what an identical image counts as in a mean
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recolor.metrics import cdc, colourfulness, input_flow, js_divergence, mean_warping_error, warping_error
-from recolor.temporal import TemporalSmoother, warp
+from recolor.video.temporal import TemporalSmoother, warp
 
 
 def texture(h=96, w=128, seed=0, pad=16):
