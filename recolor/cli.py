@@ -81,6 +81,9 @@ def image_command(
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse images larger than this many pixels.")] = 100_000_000,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave inputs whose outputs exist (resumes an interrupted run).")] = False,
     failures_to: Annotated[Optional[Path], typer.Option("--failures", help="Also write every failed input and its problem here (tab-separated).")] = None,
+    hint: Annotated[Optional[list[str]], typer.Option("--hint", help="X,Y=COLOUR: this pixel of the photo (from the top-left) was this colour (CSS name or hex, e.g. 120,340=#a03020 or 400,80=navy; repeatable; one input photo).")] = None,
+    hints_file: Annotated[Optional[Path], typer.Option("--hints", help='JSON of hints: {"points": [{"x": 120, "y": 340, "color": "#a03020"}], "reference": "optional.jpg"}.')] = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="A colour photo whose palette the result should follow.")] = None,
 ) -> None:
     """Colorize photos: writes <name>_color<ext> beside each input, or under --out. Under torchrun, each
     process takes its own share of the photos (see recolor/shards.py)."""
@@ -97,14 +100,18 @@ def image_command(
              f"give them different -o folders or rename one")
     if not plan.jobs and plan.errors:
         fail("; ".join(f"{p}: {m}" if not m.startswith(str(p)) else m for p, m in plan.errors))
+    guide = read_guide(hint, hints_file, reference, plan, max_pixels)
     plan.jobs = shard.take(plan.jobs)
     if not shard.main:
         plan.errors = []  # every process planned them: rank 0 reports them once
     tally = Tally(skipped=skip_done(plan) if skip_existing else 0)
     if plan.jobs or plan.errors:
         colorizer = load_colorizer(model, shard.device(device), precision, runtime)
+        if guide.hints and not colorizer.takes_hints:
+            fail(f"--model {model} takes no colour hints (it was trained without them); the default model does")
         quiet = console if shard.main else Console(stderr=True, quiet=True)
-        tally = tally + run_with_progress(quiet, colorizer, plan, render_factor, batch_size, overwrite, max_pixels)
+        tally = tally + run_with_progress(quiet, colorizer, plan, render_factor, batch_size, overwrite, max_pixels,
+                                          guide)
     tallies = shard.gather(tally)
     if shard.main:
         tally = sum(tallies[1:], tallies[0])
@@ -112,6 +119,23 @@ def image_command(
         if tally.failures and failures_to:
             write_failures(failures_to, tally.failures)
     raise typer.Exit(1 if shard.main and tally.failures else 0)
+
+
+def read_guide(hint: list[str] | None, hints_file: Path | None, reference: Path | None, plan, max_pixels: int):
+    """--hint/--hints/--reference -> a hints.Guide, checked against the one photo hints are for."""
+    from .hints import HintError, check_inside, load_guide
+    from .images import ImageError, probe
+    try:
+        guide = load_guide(hint, hints_file, reference, max_pixels)
+        if guide.hints:
+            if len(plan.jobs) != 1 or plan.errors:
+                fail("--hint/--hints place points on one photo: give exactly one input photo "
+                     "(--reference alone works for many)")
+            width, height, orientation = probe(plan.jobs[0].source)
+            check_inside(list(guide.hints), *((height, width) if orientation >= 5 else (width, height)))
+    except (HintError, ImageError) as e:
+        fail(str(e))
+    return guide
 
 
 def write_failures(path: Path, failures: list[tuple[str, str]]) -> None:
@@ -190,6 +214,7 @@ def train_command(
     perceptual: Annotated[Optional[str], typer.Option("--perceptual", help="mobilenet_v2, vgg16_bn or none.")] = None,
     pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="ImageNet weights for encoder and perceptual net.")] = None,
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16/fp16 autocast.")] = None,
+    hints: Annotated[Optional[bool], typer.Option("--hints/--no-hints", help="Colour-hint inputs, trained with hints drawn from each photo's own colours (default: on; fine-tuning a model without them adds them).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed")] = None,
     device: DeviceOpt = "auto",
     workers: Annotated[int, typer.Option("--workers", "-j", help="Data-loader processes (-1: half the cores).")] = -1,
@@ -202,7 +227,7 @@ def train_command(
     options = {"data": data and str(data), "stage": stage, "model": model, "val": val and str(val), "seed": seed,
                "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
                "batch_size": batch_size, "lr": lr, "zoom": zoom, "colour_weight": colour_weight,
-               "perceptual": perceptual, "pretrained": pretrained, "amp": amp,
+               "perceptual": perceptual, "pretrained": pretrained, "amp": amp, "hints": hints,
                "source_weights": source_weight and parse_weights(source_weight)}
     given = {k: v for k, v in options.items() if v is not None}
     try:
@@ -245,12 +270,13 @@ def eval_command(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write every number (per photo too) here.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N photos.")] = None,
     device: DeviceOpt = "auto",
+    hints: Annotated[Optional[list[int]], typer.Option("--hints", min=0, help="Also score with N hints simulated from each photo's true colours (repeatable: a curve).")] = None,
 ) -> None:
     """Score a model on colour photos: ΔE2000, PSNR, SSIM, colourfulness, against the a=b=0 baseline."""
     from rich.progress import Progress
     from .evaluate import EvalConfig, check_json_path, eval_paths, evaluate, tables, write_json
     from .weights import WeightsError
-    cfg = EvalConfig(str(data), model, render_factor, limit, device)
+    cfg = EvalConfig(str(data), model, render_factor, limit, device, hints=tuple(sorted(set(hints or ()))))
     try:
         if json_out:
             check_json_path(json_out)

@@ -242,8 +242,7 @@ class Colorizer:
         if len(hints) != len(l_full):
             raise ValueError(f"{len(hints)} hint lists for {len(l_full)} images")
         if any(hints) and not self.takes_hints:
-            raise HintError("this model takes no colour hints (its config has hints: false); use one that does, "
-                            "such as the default")
+            raise HintError("this model takes no colour hints (it was trained without them)")
         for h, l in zip(hints, l_full):
             check_inside(h or [], l.shape[1], l.shape[0])
         return list(hints)

@@ -7,11 +7,16 @@ same metrics for the baseline say how much colour the model adds; ground-truth c
 vivid real photos are. Photos are also grouped by source, the file-name prefix before the first `_`
 (e.g. `utkface_0042.jpg` -> `utkface`), because a face-heavy or otherwise skewed folder flatters a model.
 Gray ground-truth photos are skipped (nothing to measure), unreadable ones reported; neither stops the run.
+
+With hint counts (`--hints 1 --hints 10`), each photo is also colorized with that many hints simulated from its
+true colours (hints.simulated_hints, seeded by the photo's name, so every model gets the same points), which
+gives the curve Zhang et al. 2017 report: ΔE2000 and PSNR against the number of hints.
 """
 from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +39,7 @@ class EvalConfig:
     limit: int | None = None  # the first N photos (sorted by path)
     device: str = "auto"
     batch_size: int = 4
+    hints: tuple[int, ...] = ()  # also score with this many simulated hints per photo
 
 
 @dataclass
@@ -46,10 +52,10 @@ class EvalResult:
         """{'count', 'model': {...}, 'baseline': {...}, 'truth': {'colourfulness'}} as means over photos."""
         rows = self.rows if rows is None else rows
         mean = metrics.summarize([{k: v for k, v in r.items() if isinstance(v, float)} for r in rows])
-        split = {"model": {}, "baseline": {}, "truth": {}}
+        split: dict[str, dict] = {"model": {}, "baseline": {}, "truth": {}}  # and "hints<N>" with hint counts
         for key, value in mean.items():
             group, _, name = key.partition("_")
-            split[group][name] = value
+            split.setdefault(group, {})[name] = value
         return {"count": len(rows), **split}
 
     def per_source(self) -> dict[str, dict]:
@@ -60,7 +66,7 @@ class EvalResult:
 
     def to_json(self, config: EvalConfig) -> dict:
         return {"data": config.data, "model": config.model, "render_factor": config.render_factor,
-                "psnr_cap_db": metrics.PSNR_CAP, **self.summary(), "per_source": self.per_source(),
+                "psnr_cap_db": metrics.PSNR_CAP, "hints": list(config.hints), **self.summary(), "per_source": self.per_source(),
                 "skipped": [{"file": f, "why": w} for f, w in self.skipped],
                 "images": [{k: min(v, metrics.PSNR_CAP) if "psnr" in k else v for k, v in r.items()} for r in self.rows]}
 
@@ -92,17 +98,25 @@ def load_truth(path: Path) -> np.ndarray:
 
 def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = 35, batch_size: int = 4,
                     on_photo: Callable[[Path], None] | None = None, samples: int = 0,
-                    baseline: bool = True) -> EvalResult:
+                    baseline: bool = True, hint_counts: Sequence[int] = ()) -> EvalResult:
     """Score a Colorizer (anything with `colorize_batch`) on colour photo files; keep the images of the
     first `samples` photos in `result.samples`. baseline=False skips scoring the gray images (the same
-    numbers every time a training run validates)."""
+    numbers every time a training run validates). hint_counts: also score with that many simulated hints."""
     result = EvalResult()
     batch: list[tuple[Path, np.ndarray, np.ndarray]] = []
 
     def flush() -> None:
-        preds = colorizer.colorize_batch([g for _, _, g in batch], render_factor, batch_size)
+        grays = [g for _, _, g in batch]
+        preds = colorizer.colorize_batch(grays, render_factor, batch_size)
         for (path, truth, gray), pred in zip(batch, preds):
             result.rows.append(score_photo(path.name, source_of(path), truth, gray, pred[:, :, :3], baseline))
+        for count in hint_counts:
+            hints = [hinted(path.name, truth, count) for path, truth, _ in batch]
+            for row, hinted_pred, (_, truth, _) in zip(result.rows[-len(batch):], colorizer.colorize_batch(
+                    grays, render_factor, batch_size, hints), batch):
+                scores = metrics.image_metrics(truth, hinted_pred[:, :, :3])
+                row.update({f"hints{count}_{k}": scores[k] for k in ("delta_e", "psnr")})
+        for (path, truth, gray), pred in zip(batch, preds):
             if len(result.samples) < samples:
                 result.samples.append((gray, pred[:, :, :3], truth))
             if on_photo:
@@ -125,12 +139,22 @@ def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = 35, b
     return result
 
 
+def hinted(name: str, truth: np.ndarray, count: int) -> list:
+    """`count` hints simulated from a photo's true colours, seeded by its name (the same for every model)."""
+    from .hints import simulated_hints
+    rng = np.random.default_rng([zlib.crc32(name.encode()), count])
+    return simulated_hints(color.ab_of(truth.astype(np.float32) / 255.0), count, rng)
+
+
 def evaluate(config: EvalConfig, on_photo: Callable[[Path], None] | None = None) -> EvalResult:
     """Load the model named in `config` and score it on the photos under `config.data`."""
     from .engine import Colorizer
     paths = eval_paths(config)
     colorizer = Colorizer.from_pretrained(config.model, config.device)
-    return evaluate_photos(colorizer, paths, config.render_factor, config.batch_size, on_photo)
+    if any(config.hints) and not colorizer.takes_hints:
+        raise ValueError(f"--hints: the model {config.model} takes no colour hints (it was trained without them)")
+    return evaluate_photos(colorizer, paths, config.render_factor, config.batch_size, on_photo,
+                           hint_counts=[n for n in config.hints if n > 0])
 
 
 def eval_paths(config: EvalConfig) -> list[Path]:
@@ -181,4 +205,13 @@ def tables(result: EvalResult):
     for source, t in result.per_source().items():
         per.add_row(source, str(t["count"]), f"{t['model']['delta_e']:.2f}", f"{t['baseline']['delta_e']:.2f}",
                     f"{t['model']['colourfulness']:.1f}", f"{t['truth']['colourfulness']:.1f}")
-    return main, per
+    if not any(k.startswith("hints") for k in s):
+        return main, per
+    curve = Table(title="with simulated hints (Zhang et al. 2017)")
+    for col in ("hints", "ΔE2000 ↓", "PSNR dB ↑"):
+        curve.add_column(col, justify="right")
+    counts = sorted(int(k.removeprefix("hints")) for k in s if k.startswith("hints"))
+    curve.add_row("0", f"{s['model']['delta_e']:.3f}", f"{s['model']['psnr']:.2f}")
+    for n in counts:
+        curve.add_row(str(n), f"{s[f'hints{n}']['delta_e']:.3f}", f"{s[f'hints{n}']['psnr']:.2f}")
+    return main, per, curve

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .hints import Guide
 from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageError, comparison_sheet, find_images, read_image, write_image
 
 OUTPUT_SUFFIX, COMPARE_SUFFIX = "_color", "_compare"
@@ -110,8 +111,9 @@ def skip_done(plan: Plan) -> int:
 
 def colorize_files(colorizer, jobs: list[Job], render_factor: int, batch_size: int = 4, overwrite: bool = False,
                    max_pixels: int = DEFAULT_MAX_PIXELS,
-                   on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Run jobs in chunks of batch_size (read -> colorize in one batch -> write). A bad file fails alone."""
+                   on_done: Callable[[Outcome], None] | None = None, guide: Guide = Guide()) -> list[Outcome]:
+    """Run jobs in chunks of batch_size (read -> colorize in one batch -> write). A bad file fails alone.
+    guide: colour hints (for a single photo) and/or a reference photo (hints.Guide)."""
     outcomes = []
     for start in range(0, len(jobs), max(1, batch_size)):
         chunk = jobs[start:start + batch_size]
@@ -129,7 +131,7 @@ def colorize_files(colorizer, jobs: list[Job], render_factor: int, batch_size: i
                 _finish(outcomes, Outcome(job, f"{job.source}: cannot read ({_reason(e)})"), on_done)
         if not ready:
             continue
-        results = _colorize(colorizer, images, render_factor, batch_size)
+        results = _colorize(colorizer, images, render_factor, batch_size, guide)
         seconds = (time.perf_counter() - t0) / len(ready)  # read + colorize, per image of the chunk
         for job, before, after in zip(ready, images, results):
             if isinstance(after, Exception):
@@ -139,15 +141,16 @@ def colorize_files(colorizer, jobs: list[Job], render_factor: int, batch_size: i
     return outcomes
 
 
-def _colorize(colorizer, images: list, render_factor: int, batch_size: int) -> list:
+def _colorize(colorizer, images: list, render_factor: int, batch_size: int, guide: Guide) -> list:
     """Colour images, or for each image that failed its exception: when a batch fails (a value the checks
     refuse, out of memory at some size), each image is retried alone so only the culprit fails."""
     try:
-        return colorizer.colorize_batch(images, render_factor, batch_size)
+        return colorizer.colorize_batch(images, render_factor, batch_size, guide.hints_for(len(images)),
+                                        guide.reference)
     except Exception as e:  # noqa: BLE001 - whatever broke, the rest of the archive must go on
         if len(images) == 1:
             return [e]
-    return [r for im in images for r in _colorize(colorizer, [im], render_factor, 1)]
+    return [r for im in images for r in _colorize(colorizer, [im], render_factor, 1, guide)]
 
 
 def _reason(error: BaseException) -> str:

@@ -106,6 +106,36 @@ def read_hints_file(path: str | Path) -> tuple[list[Hint], Path | None]:
     return hints, (path.parent / reference if reference else None)
 
 
+@dataclass(frozen=True)
+class Guide:
+    """What the user said about the colours: points on one photo, and/or a reference photo (RGB array)."""
+    hints: tuple[Hint, ...] = ()
+    reference: np.ndarray | None = None
+
+    def hints_for(self, count: int) -> list | None:
+        """The engine's per-image hint lists for a batch of `count` images (None: no hints)."""
+        return [list(self.hints)] * count if self.hints else None
+
+
+def load_guide(hint_args: list[str] | None = None, hints_file: str | Path | None = None,
+               reference: str | Path | None = None, max_pixels: int | None = None) -> Guide:
+    """--hint (repeatable), --hints FILE and --reference FILE -> a Guide; a reference named in the file is used
+    unless --reference is given. Raises HintError (one line) for anything unusable."""
+    from .images import ImageError, read_image
+    points = [parse_hint(text) for text in hint_args or []]
+    if hints_file is not None:
+        file_points, file_reference = read_hints_file(hints_file)
+        points += file_points
+        reference = reference or file_reference
+    ref_rgb = None
+    if reference is not None:
+        try:
+            ref_rgb = read_image(reference, max_pixels) if max_pixels else read_image(reference)
+        except ImageError as e:
+            raise HintError(f"reference photo: {e}") from None
+    return Guide(tuple(points), ref_rgb)
+
+
 def check_inside(hints: list[Hint], width: int, height: int) -> None:
     for h in hints:
         if not (0 <= h.x < width and 0 <= h.y < height):

@@ -25,9 +25,10 @@ class Tally:
 
 
 def run_with_progress(console: Console, colorizer, plan, render_factor: int, batch_size: int, overwrite: bool,
-                      max_pixels: int) -> Tally:
+                      max_pixels: int, guide=None) -> Tally:
     """Colorize every job with a progress bar (for more than one file) and a line per output written."""
     from .files import colorize_files
+    from .hints import Guide
     jobs = plan.jobs
     with Progress(TextColumn("[bold]colorizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.description}"), console=console, transient=True,
@@ -40,7 +41,8 @@ def run_with_progress(console: Console, colorizer, plan, render_factor: int, bat
                 progress.console.print(f"[green]✓[/] {escape(str(outcome.job.output))}", soft_wrap=True,
                                        highlight=False)
 
-        outcomes = colorize_files(colorizer, jobs, render_factor, batch_size, overwrite, max_pixels, done)
+        outcomes = colorize_files(colorizer, jobs, render_factor, batch_size, overwrite, max_pixels, done,
+                                  guide or Guide())
     good = [o for o in outcomes if o.error is None]
     return Tally(len(good), sum(o.seconds for o in good),
                  [(str(o.job.source), o.error) for o in outcomes if o.error] + [(str(p), m) for p, m in plan.errors])

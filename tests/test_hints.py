@@ -1,0 +1,250 @@
+"""Guided colour: hint parsing, the hint branch's zero start, hints through the engine, ONNX and the CLI,
+the reference palette, training draws and `recolor eval --hints`."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from recolor.cli import app
+from recolor.hints import (Hint, HintError, color_ab, hint_planes, parse_hint, parse_hints_json, read_hints_file,
+                           simulated_hints)
+from recolor.reference import Palette
+
+
+@pytest.fixture(scope="module")
+def hint_model_file(tmp_path_factory):
+    """A generator with hint inputs whose hint branch is non-zero (as after training), so hints change colour."""
+    import torch
+    from recolor.model import ModelConfig, create_model
+    from recolor.weights import save_weights
+    torch.manual_seed(0)
+    model = create_model(ModelConfig(hints=True))
+    with torch.no_grad():
+        model.hints.late.weight.normal_(0, 0.5)
+        model.hints.early[-1].weight.normal_(0, 0.5)
+    return save_weights(model, tmp_path_factory.mktemp("hint-model") / "hinted.safetensors", half=False)
+
+
+# ------------------------------------------------------------------------------------------- parsing
+def test_css_names_and_hex_give_the_colour_chroma():
+    a, b = color_ab("red")
+    assert a > 60 and b > 50
+    assert color_ab("#a03020") == color_ab("rgb(160, 48, 32)")
+    assert color_ab("navy")[1] < -50  # blue: negative b
+    assert np.allclose(color_ab("gray"), 0, atol=0.5)
+
+
+@pytest.mark.parametrize("text, needle", [("120,340", "X,Y=COLOUR"), ("1,2,3=red", "X,Y=COLOUR"),
+                                          ("a,b=red", "must be numbers"), ("1,2=reddish", "unknown colour")])
+def test_bad_hints_name_the_problem(text, needle):
+    with pytest.raises(HintError, match=needle):
+        parse_hint(text)
+
+
+def test_hint_argument_and_json_agree():
+    assert parse_hint("120,340=#a03020") == Hint(120.0, 340.0, color_ab("#a03020"))
+    hints, ref = parse_hints_json({"points": [{"x": 120, "y": 340, "color": "#a03020"}], "reference": "r.jpg"})
+    assert hints == [parse_hint("120,340=#a03020")] and ref == "r.jpg"
+
+
+@pytest.mark.parametrize("data, needle", [([], "JSON object"), ({"pints": []}, "unknown hints key"),
+                                          ({"points": [{"x": 1}]}, "needs"),
+                                          ({"points": [{"x": "1", "y": 2, "color": "red"}]}, "must be numbers"),
+                                          ({"points": [{"x": 1, "y": 2, "color": 3}]}, "must be a string"),
+                                          ({"points": {}}, "must be a list")])
+def test_malformed_hint_json_is_refused(data, needle):
+    with pytest.raises(HintError, match=needle):
+        parse_hints_json(data)
+
+
+def test_hints_file_errors_name_the_file_and_reference_is_relative_to_it(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(HintError, match="bad.json: not valid JSON"):
+        read_hints_file(bad)
+    good = tmp_path / "sub" / "h.json"
+    good.parent.mkdir()
+    good.write_text(json.dumps({"points": [{"x": 1, "y": 2, "color": "red"}], "reference": "ref.jpg"}))
+    hints, ref = read_hints_file(good)
+    assert len(hints) == 1 and ref == good.parent / "ref.jpg"
+
+
+def test_planes_put_each_hint_at_its_scaled_place():
+    planes = hint_planes([Hint(100, 50, (40.0, -20.0))], (200, 400), (64, 96))  # photo 400×200 -> 96×64
+    ys, xs = np.nonzero(planes[2])
+    assert planes.shape == (3, 64, 96)
+    assert abs(xs.mean() - 24) <= 1 and abs(ys.mean() - 16) <= 1  # 100/400·96, 50/200·64
+    assert np.allclose(planes[:2, ys, xs], np.array([[0.4], [-0.2]]))
+    assert planes[:, planes[2] == 0].max() == 0
+
+
+def test_simulated_hints_carry_the_true_colour():
+    ab = np.zeros((50, 60, 2), np.float32)
+    ab[:, 30:] = (30.0, 10.0)
+    hints = simulated_hints(ab, 20, np.random.default_rng(0), patch=1)
+    assert len(hints) == 20
+    for h in hints:
+        assert h.ab == ((30.0, 10.0) if h.x >= 30 else (0.0, 0.0))
+
+
+# ------------------------------------------------------------------------------------------- model
+def test_no_hints_give_exactly_the_model_without_hint_inputs():
+    import torch
+    from recolor.model import ModelConfig, create_model
+    torch.manual_seed(0)
+    plain = create_model(ModelConfig()).eval()
+    hinted = create_model(ModelConfig(hints=True)).eval()
+    missing = hinted.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("hints.") for k in missing)
+    with torch.no_grad():
+        hinted.hints.late.weight.normal_()  # whatever the branch learned, zero planes add nothing
+        hinted.hints.early[0].weight.normal_()
+        hinted.hints.early[-1].weight.normal_()
+        l = torch.rand(2, 1, 64, 96) * 100
+        assert torch.equal(plain(l), hinted(l, torch.zeros(2, 3, 64, 96)))
+        assert torch.equal(plain(l), hinted(l))
+        planes = torch.from_numpy(hint_planes([Hint(10, 10, (60.0, 40.0))], (64, 96), (64, 96)))[None].repeat(2, 1, 1, 1)
+        assert not torch.equal(plain(l), hinted(l, planes))
+    with pytest.raises(ValueError, match="no colour hints"):
+        plain(l, planes)
+
+
+def test_fine_tuning_old_weights_adds_a_zero_hint_branch(model_file):
+    import torch
+    from recolor.train import fine_tune_start
+    from recolor.weights import load_model
+    old, _, _ = load_model(str(model_file))
+    new = fine_tune_start(model_file, hints=True).eval()
+    assert new.hints is not None and old.hints is None
+    l = torch.rand(1, 1, 64, 64) * 100
+    with torch.no_grad():
+        assert torch.equal(old(l), new(l, torch.zeros(1, 3, 64, 64)))
+
+
+# ------------------------------------------------------------------------------------------- engine
+def test_hints_colour_their_spot_in_torch_and_onnx_alike(hint_model_file, gray_photo):
+    from recolor.engine import Colorizer
+    torch_c = Colorizer.from_pretrained(str(hint_model_file), "cpu", runtime="torch")
+    onnx_c = Colorizer.from_pretrained(str(hint_model_file), "cpu", runtime="onnx")
+    assert torch_c.takes_hints and onnx_c.takes_hints
+    hints = [parse_hint("100,100=red")]
+    plain = torch_c.colorize(gray_photo, 10)
+    hinted = torch_c.colorize(gray_photo, 10, hints=hints)
+    assert np.abs(plain.astype(int) - hinted).max() > 10
+    assert np.abs(onnx_c.colorize(gray_photo, 10, hints=hints).astype(int) - hinted).max() <= 2
+    assert np.array_equal(onnx_c.colorize(gray_photo, 10).astype(int) // 3, plain.astype(int) // 3) or \
+        np.abs(onnx_c.colorize(gray_photo, 10).astype(int) - plain).max() <= 2
+
+
+def test_a_model_without_hint_inputs_refuses_hints_and_hints_must_be_inside(colorizer, hint_model_file, gray_photo):
+    from recolor.engine import Colorizer
+    with pytest.raises(HintError, match="no colour hints"):
+        colorizer.colorize(gray_photo, 10, hints=[parse_hint("1,1=red")])
+    hinted = Colorizer.from_pretrained(str(hint_model_file), "cpu", runtime="torch")
+    with pytest.raises(HintError, match="outside the 512×512 photo"):
+        hinted.colorize(gray_photo, 10, hints=[parse_hint("512,3=red")])
+
+
+def test_palette_takes_the_reference_mean_and_clamped_spread():
+    reference = np.zeros((40, 40, 3), np.uint8)
+    reference[:, :20] = (30, 60, 160)
+    reference[:, 20:] = (160, 90, 40)
+    palette = Palette.of(reference)
+    ab = np.random.default_rng(0).normal((5, 10), (4, 40), (30, 20, 2)).astype(np.float32)
+    moved = palette.apply(ab).reshape(-1, 2)
+    assert np.allclose(moved.mean(axis=0), palette.mean, atol=1e-3)
+    ratio = moved.std(axis=0) / ab.reshape(-1, 2).std(axis=0)
+    assert np.allclose(ratio, np.clip(palette.std / ab.reshape(-1, 2).std(axis=0), 0.5, 2.0), rtol=1e-3)
+
+
+def test_reference_moves_the_photo_towards_its_palette_and_keeps_luminance(colorizer, gray_photo):
+    from recolor import color
+    reference = np.full((40, 40, 3), (90, 110, 150), np.uint8)  # a muted blue every tone can hold
+    target = Palette.of(reference).mean
+    plain = colorizer.colorize(gray_photo, 10)
+    guided = colorizer.colorize(gray_photo, 10, reference=reference)
+
+    def distance(image):
+        return np.abs(color.ab_of(image.astype(np.float32) / 255).reshape(-1, 2).mean(axis=0) - target).max()
+    assert distance(guided) < 3 < distance(plain)
+    assert np.abs(color.luminance(guided) - color.luminance(gray_photo)).mean() < 1.0
+
+
+# ------------------------------------------------------------------------------------------- CLI
+@pytest.fixture
+def gray_file(tmp_path):
+    path = tmp_path / "g.png"
+    cv2.imwrite(str(path), np.full((120, 160), 128, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--hint", "500,10=red"], "hint at 500,10 is outside the 160×120 photo"),
+    (["--hint", "10,10=reddish"], "unknown colour 'reddish'"),
+    (["--hints", "missing.json"], "missing.json: cannot read"),
+    (["--hints", "bad.json"], 'point 1: needs "x", "y" and "color"'),
+    (["--reference", "nothere.jpg"], "reference photo:"),
+])
+def test_bad_hints_exit_2_with_one_line(hint_model_file, gray_file, extra, needle):
+    (gray_file.parent / "bad.json").write_text('{"points": [{"x": 10}]}')
+    extra = [str(gray_file.parent / e) if e.endswith((".json", ".jpg")) else e for e in extra]
+    result = CliRunner().invoke(app, ["image", str(gray_file), *extra, "--model", str(hint_model_file),
+                                      "--device", "cpu"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.output
+
+
+def test_cli_hints_need_one_photo_and_a_model_that_takes_them(hint_model_file, model_file, gray_file):
+    result = CliRunner().invoke(app, ["image", str(gray_file), str(gray_file), "--hint", "1,1=red",
+                                      "--model", str(hint_model_file), "--device", "cpu"])
+    assert result.exit_code == 2 and "exactly one input photo" in result.output
+    result = CliRunner().invoke(app, ["image", str(gray_file), "--hint", "1,1=red", "--model", str(model_file),
+                                      "--device", "cpu"])
+    assert result.exit_code == 2 and "takes no colour hints" in result.output
+    assert not (gray_file.parent / "g_color.png").exists()
+
+
+def test_cli_hint_file_and_reference_colour_the_photo(hint_model_file, gray_file, tmp_path):
+    cv2.imwrite(str(tmp_path / "ref.png"), np.full((30, 30, 3), (160, 60, 30), np.uint8))  # BGR: blue
+    (tmp_path / "h.json").write_text(json.dumps({"points": [{"x": 80, "y": 60, "color": "#a03020"}],
+                                                 "reference": "ref.png"}))
+    result = CliRunner().invoke(app, ["image", str(gray_file), "--hints", str(tmp_path / "h.json"),
+                                      "--hint", "10,10=navy", "--model", str(hint_model_file), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(tmp_path / "g_color.png")).shape == (120, 160, 3)
+
+
+# ------------------------------------------------------------------------------------------- eval
+def test_eval_reports_the_hint_curve(hint_model_file, tmp_path, photo):
+    from recolor.evaluate import EvalConfig, evaluate, tables
+    cv2.imwrite(str(tmp_path / "coffee_1.png"), photo[:, :, ::-1])
+    result = evaluate(EvalConfig(str(tmp_path), str(hint_model_file), 8, device="cpu", hints=(2, 10)))
+    s = result.summary()
+    assert {"hints2", "hints10"} <= s.keys() and s["hints10"]["delta_e"] != s["model"]["delta_e"]
+    assert len(tables(result)) == 3
+    again = evaluate(EvalConfig(str(tmp_path), str(hint_model_file), 8, device="cpu", hints=(10,)))
+    assert again.summary()["hints10"] == s["hints10"]  # simulated hints are seeded by the photo
+
+
+def test_eval_hints_need_a_model_that_takes_them(model_file, tmp_path, photo):
+    from recolor.evaluate import EvalConfig, evaluate
+    cv2.imwrite(str(tmp_path / "coffee_1.png"), photo[:, :, ::-1])
+    with pytest.raises(ValueError, match="takes no colour hints"):
+        evaluate(EvalConfig(str(tmp_path), str(model_file), 8, device="cpu", hints=(1,)))
+
+
+# ------------------------------------------------------------------------------------------- training
+def test_training_hint_draws_are_seeded_and_carry_patch_means():
+    import torch
+    from recolor.hints import sample_hint_planes
+    ab = torch.zeros(64, 2, 32, 32)
+    ab[:, 0] = 50.0
+    first = sample_hint_planes(ab, torch.Generator().manual_seed(3))
+    assert torch.equal(first, sample_hint_planes(ab, torch.Generator().manual_seed(3)))
+    hinted = first[:, 2].flatten(1).amax(dim=1) > 0
+    assert 16 < int(hinted.sum()) < 48  # about half the photos get no hint at all
+    assert torch.allclose(first[:, 0][first[:, 2] > 0], torch.tensor(0.5))
+    assert first[:, :2][first[:, 2:3].expand(-1, 2, -1, -1) == 0].abs().max() == 0
