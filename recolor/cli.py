@@ -150,7 +150,18 @@ def write_failures(path: Path, failures: list[tuple[str, str]]) -> None:
 app.command("colorize", help="Alias of `recolor image`.")(image_command)
 
 
-@app.command("video")
+class PairOptions(typer.core.TyperCommand):
+    """Typer has no repeatable two-value option, Click has (nargs=2, multiple=True): `--hints-at TIME FILE`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        import click
+        for param in self.params:
+            if param.name == "hints_at":
+                param.nargs, param.type = 2, click.Tuple([str, str])
+
+
+@app.command("video", cls=PairOptions)
 def video_command(
     source: Annotated[Path, typer.Argument(help="A video file (mp4, mov, mkv, avi, webm, ... anything FFmpeg reads).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (.mp4/.mov/.mkv); default <stem>_color.mp4 beside the input.")] = None,
@@ -168,18 +179,24 @@ def video_command(
     runtime: RuntimeOpt = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per network call.")] = 4,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (never the input).")] = False,
+    hints_at: Annotated[Optional[list[tuple]], typer.Option("--hints-at", metavar="TIME FILE", help="TIME FILE: the hints in FILE (JSON as for recolor image --hints; x, y in the frame's pixels) hold from the frame at TIME to the end of its shot, following the picture (repeatable).")] = None,
 ) -> None:
     """Colorize a film: same length, frame rate and sound, with flicker smoothed out."""
     import time
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from .video import DEFAULT_SMOOTH, VideoConfig, VideoError, check_input, colorize_video, parse_time
+    from .hints import read_hints_file
     try:
+        hints = tuple((parse_time(at), tuple(read_hints_file(path)[0])) for at, path in hints_at or ())
         config = VideoConfig(render_factor, 0.0 if no_smooth else (DEFAULT_SMOOTH if smooth is None else smooth),
-                             crf, preset, parse_time(start) or 0.0, parse_time(duration), backend, batch_size, overwrite)
+                             crf, preset, parse_time(start) or 0.0, parse_time(duration), backend, batch_size, overwrite,
+                             hints)
         out = check_input(source, out, config)  # before the model loads: a bad path fails in a blink
     except (ValueError, VideoError) as e:
         fail(str(e), 1 if isinstance(e, VideoError) else 2)
     colorizer = load_colorizer(model, device, precision, runtime)
+    if hints and not colorizer.takes_hints:
+        fail(f"--model {model} takes no colour hints (it was trained without them); the default model does")
     columns = (TextColumn("[bold]colorizing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]:.1f} fps"),
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:

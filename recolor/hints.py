@@ -136,10 +136,10 @@ def load_guide(hint_args: list[str] | None = None, hints_file: str | Path | None
     return Guide(tuple(points), ref_rgb)
 
 
-def check_inside(hints: list[Hint], width: int, height: int) -> None:
+def check_inside(hints: list[Hint], width: int, height: int, what: str = "photo") -> None:
     for h in hints:
         if not (0 <= h.x < width and 0 <= h.y < height):
-            raise HintError(f"hint at {h.x:g},{h.y:g} is outside the {width}×{height} photo")
+            raise HintError(f"hint at {h.x:g},{h.y:g} is outside the {width}×{height} {what}")
 
 
 # ------------------------------------------------------------------------------------------- planes

@@ -145,7 +145,7 @@ class ContentColorizer:
         self.rng = np.random.default_rng(0)
         self.flicker, self.fail_after, self.calls = flicker, fail_after, 0
 
-    def chroma(self, l_full, render_factor, batch_size):
+    def chroma(self, l_full, render_factor, batch_size, hints=None):
         self.calls += 1
         if self.fail_after is not None and self.calls > self.fail_after:
             raise RuntimeError("network exploded")
@@ -162,7 +162,7 @@ class ContentColorizer:
 class ConstantColorizer:
     """The same a/b everywhere: the colour the output must show, whatever maths the player uses."""
 
-    def chroma(self, l_full, render_factor, batch_size):
+    def chroma(self, l_full, render_factor, batch_size, hints=None):
         return [np.full(color.render_size(*l.shape, render_factor) + (2,), (30.0, 40.0), np.float32) for l in l_full]
 
 

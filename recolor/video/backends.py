@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..hints import check_inside
 from .config import VideoConfig, check_paths, default_output
 from .opencv_io import OpenCVReader, OpenCVWriter
 from .pyav_io import PyAVReader, PyAVWriter
@@ -51,5 +52,8 @@ def check_input(source: str | Path, output: str | Path | None, config: VideoConf
     source = Path(source)
     output = Path(output) if output is not None else default_output(source)
     check_paths(source, output, config.overwrite)
-    open_reader(source, pick_backend(config.backend, quiet=True), config.start, config.duration).close()
+    reader = open_reader(source, pick_backend(config.backend, quiet=True), config.start, config.duration)
+    reader.close()
+    for _, hints in config.hints:  # a point outside the frame: refused now, not minutes into the film
+        check_inside(list(hints), reader.info.width, reader.info.height, "frame")
     return output

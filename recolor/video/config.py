@@ -35,6 +35,7 @@ class VideoConfig:
     backend: str = "pyav"  # pyav | opencv
     batch_size: int = 4  # frames per network call
     overwrite: bool = False
+    hints: tuple = ()  # ((seconds, (hints.Hint, ...)), ...): colour hints from that frame to its shot's end
 
     def __post_init__(self) -> None:
         color.check_render_factor(self.render_factor)

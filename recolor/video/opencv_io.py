@@ -32,6 +32,10 @@ class OpenCVReader:
                               duration_s)
         self.cap.set(cv2.CAP_PROP_POS_FRAMES, int(round(start * fps)))
 
+    def seconds(self, pts: int) -> float:
+        """A frame's time on the source's timeline: its pts is its index from --start."""
+        return self.start + float(pts / self.info.rate)
+
     def frames(self) -> Iterator[tuple[np.ndarray, int, int, int]]:
         import cv2
         limit = self.info.frames if self.duration else math.inf

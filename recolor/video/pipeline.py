@@ -26,6 +26,7 @@ import numpy as np
 from .. import color
 from .backends import open_reader, open_writer, pick_backend
 from .config import VideoConfig, VideoError, VideoResult, check_paths, default_output, first_line, publish_video
+from .hinting import HintTracker
 from .temporal import TemporalSmoother
 
 _DONE = object()  # end-of-stream marker in the queues
@@ -102,6 +103,7 @@ class Pipeline:
         self.decoded: queue.Queue = queue.Queue(maxsize=2 * config.batch_size)  # bounded: memory stays flat
         self.colored: queue.Queue = queue.Queue(maxsize=2 * config.batch_size)
         self.smoother = TemporalSmoother(config.smooth)
+        self.tracker = HintTracker([(t, list(h)) for t, h in config.hints]) if config.hints else None  # main thread
         self.written, self.audio = 0, ""  # frames encoded so far; what happened to the sound
         self.stages: list[_Stage] = []
 
@@ -157,8 +159,12 @@ class Pipeline:
         _put(self.colored, _DONE, self.stop)
 
     def _colorize_batch(self, batch: list[_Frame]) -> None:
-        """One network call: sets each frame's a/b at render size."""
-        ab = self.colorizer.chroma([f.l_full for f in batch], self.config.render_factor, self.config.batch_size)
+        """One network call: sets each frame's a/b at render size (with the hints that hold on each frame)."""
+        hints = None
+        if self.tracker is not None:
+            hints = [self.tracker(f.l_full, self.reader.seconds(f.pts)) for f in batch]
+        ab = self.colorizer.chroma([f.l_full for f in batch], self.config.render_factor, self.config.batch_size,
+                                   hints)
         for item, item_ab in zip(batch, ab):
             item.ab = item_ab
 

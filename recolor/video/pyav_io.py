@@ -76,6 +76,10 @@ class PyAVReader:
                          s.sample_aspect_ratio or cc.sample_aspect_ratio or None,
                          (cc.colorspace, cc.color_primaries, cc.color_trc))
 
+    def seconds(self, pts: int) -> float:
+        """A frame's time on the source's timeline (what --start and --hints-at count in)."""
+        return float((pts - self.origin) * self.info.time_base)
+
     def frames(self) -> Iterator[tuple[np.ndarray, int, int, int]]:
         """Yields (RGB uint8 (H, W, 3), pts, duration, rotation) in the source time base.
 

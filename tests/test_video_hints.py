@@ -1,0 +1,68 @@
+"""Colour hints in a film: they start at their frame, follow the picture and end at the scene cut."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from test_video import FAST, make_clip, scene
+
+from recolor import color
+from recolor.hints import Hint
+from recolor.video import VideoConfig, colorize_video
+from recolor.video.hinting import HintTracker
+
+RED = (60.0, 45.0)
+
+
+class RecordingColorizer:
+    """Duck-types `Colorizer.chroma`: neutral chroma, and a record of the hints each frame got."""
+    takes_hints = True
+
+    def __init__(self):
+        self.hints = []
+
+    def chroma(self, l_full, render_factor, batch_size, hints=None):
+        self.hints += hints or [None] * len(l_full)
+        return [np.zeros((*color.render_size(*l.shape, render_factor), 2), np.float32) for l in l_full]
+
+
+def pan(seed: int, frames: int, h: int = 64, w: int = 96, bright: bool = False) -> list[np.ndarray]:
+    """L planes of a texture panning 2 px per frame (content moves left), as make_clip does."""
+    tex = scene(seed, h, w, bright).astype(np.float32) / 2.55
+    return [np.ascontiguousarray(tex[:, 2 * i:2 * i + w]) for i in range(frames)]
+
+
+def test_a_hint_follows_the_picture_and_is_released_at_the_cut():
+    tracker = HintTracker([(0.0, [Hint(60.0, 30.0, RED)])])
+    seen = [tracker(l, i / 10) for i, l in enumerate(pan(0, 8) + pan(7, 3, bright=True))]
+    for i in range(8):
+        (hint,) = seen[i]
+        assert hint.x == pytest.approx(60 - 2 * i, abs=0.5) and hint.y == pytest.approx(30, abs=0.5)
+        assert hint.ab == RED
+    assert seen[8:] == [None, None, None]  # another shot: the hint is gone for good
+
+
+def test_hints_start_at_their_time_and_a_point_that_leaves_the_frame_is_dropped():
+    tracker = HintTracker([(0.25, [Hint(5.0, 20.0, RED), Hint(80.0, 20.0, RED)])])
+    seen = [tracker(l, i / 10) for i, l in enumerate(pan(0, 10))]
+    assert seen[:3] == [None] * 3  # 0.0, 0.1, 0.2 s
+    assert len(seen[3]) == 2 and seen[3][0].x == 5.0
+    assert len(seen[9]) == 1 and seen[9][0].x == pytest.approx(80 - 12, abs=0.5)  # x = 5 walked off the left
+
+
+def test_film_hints_reach_the_network_for_their_shot_only(tmp_path):
+    clip = make_clip(tmp_path / "cut.mp4", frames=16, size=(96, 64), rate=Fraction(10), cut_at=10, audio=None)
+    stub = RecordingColorizer()
+    config = VideoConfig(**FAST, hints=((0.3, (Hint(50.0, 30.0, RED),)),))
+    result = colorize_video(stub, clip, tmp_path / "out.mp4", config)
+    assert result.frames == 16 and len(stub.hints) == 16
+    assert stub.hints[:3] == [None] * 3 and stub.hints[10:] == [None] * 6
+    xs = [frame[0].x for frame in stub.hints[3:10]]
+    assert np.allclose(np.diff(xs), -2, atol=0.5)  # it moved with the pan
+
+
+def test_hints_outside_the_frame_are_refused_before_the_model_loads(tmp_path):
+    from recolor.hints import HintError
+    from recolor.video import check_input
+    clip = make_clip(tmp_path / "in.mp4", frames=4, size=(96, 64), audio=None)
+    with pytest.raises(HintError, match="outside the 96×64 frame"):
+        check_input(clip, None, VideoConfig(**FAST, hints=((0.0, (Hint(96.0, 3.0, RED),)),)))
