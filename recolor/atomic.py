@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +24,13 @@ def new_file_mode() -> int:
         probe = Path(folder) / "probe"
         os.close(os.open(probe, os.O_CREAT | os.O_WRONLY, 0o666))
         return probe.stat().st_mode & 0o777
+
+
+def temp_path(dest: Path) -> Path:
+    """recolor's one temp-file name: hidden, beside dest (so the final rename stays on one file system and is
+    atomic), unique per call (threads and processes may write the same output), and ending in dest's suffix
+    (FFmpeg and the image encoders pick the format by it): `.photo.1a2b3c4d.part.jpg`."""
+    return dest.with_name(f".{dest.stem}.{uuid.uuid4().hex[:8]}.part{dest.suffix}")
 
 
 class OutputExists(FileExistsError):
@@ -56,7 +64,7 @@ def replacing(path: Path) -> Iterator[Path]:
     """A temp path beside `path` to write to: it replaces `path` when the block ends well and is removed when it
     fails, so a reader only ever sees the old file or the complete new one (and no stray temp files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_path(path)
     try:
         yield tmp
         os.chmod(tmp, new_file_mode())

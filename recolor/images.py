@@ -6,14 +6,13 @@ atomically (temp file + rename) and never clobber an existing file unless asked 
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .atomic import OutputExists, publish
+from .atomic import OutputExists, publish, temp_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: a 10000×10000 scan still passes; decompression bombs do not
@@ -123,9 +122,9 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
 def write_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
     """Write bytes to a temp file beside `path`, fsync, then publish it atomically (see `atomic.publish`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    tmp = temp_path(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:  # x: never an existing file
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

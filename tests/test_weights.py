@@ -36,7 +36,7 @@ def test_save_load_round_trip(tmp_path, half):
     l = torch.rand(1, 1, 64, 64) * 100
     with torch.no_grad():
         assert torch.allclose(model(l), loaded(l), atol=0.5 if half else 1e-4)
-    assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))  # atomic write left no temp file
+    assert not any(name.startswith(".") for name in os.listdir(tmp_path))  # atomic write left no temp file
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # as a new file, not the temp file's 0600

@@ -15,7 +15,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from .. import color
+from ..atomic import temp_path
 from .backends import open_reader, open_writer, pick_backend
 from .config import VideoConfig, VideoError, VideoResult, check_paths, default_output, first_line, publish_video
 from .hinting import HintTracker
@@ -52,7 +52,7 @@ def colorize_video(colorizer, source: str | Path, output: str | Path | None = No
     check_paths(source, output, config.overwrite)
     backend = pick_backend(config.backend)
     reader = open_reader(source, backend, config.start, config.duration)
-    tmp = output.with_name(f".{output.stem}.{uuid.uuid4().hex[:8]}.part{output.suffix}")
+    tmp = temp_path(output)
     t0 = time.perf_counter()
     try:
         pipeline = Pipeline(colorizer, reader, config, backend, tmp, output, progress)
