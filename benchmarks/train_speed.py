@@ -1,6 +1,6 @@
 """Training speed of the default recipe on this machine: images/s per phase at 128 and 256 px.
 
-Times the real training step (`recolor.train.Step`: generator, perceptual loss, critic, optimizers, AMP as
+Times the real training step (`recolor.training.steps.Step`: generator, perceptual loss, critic, optimizers, AMP as
 configured) on batches of real photo crops held in memory, so the figure is compute throughput; data loading
 runs in worker processes beside it. Phases: pretraining with the encoder frozen, pretraining, critic
 pretraining and the adversarial (GAN) step. Also estimates the wall time of one full default run.
@@ -29,7 +29,7 @@ PHASES = ("pretrain (encoder frozen)", "pretrain", "critic", "gan")
 def batch(photos: list[np.ndarray], size: int, n: int, seed: int):
     """n random crops of real photos -> (L_in, L, ab) tensors, as the data loader makes them."""
     import torch
-    from recolor.data import random_crop, to_l_ab
+    from recolor.training.data import random_crop, to_l_ab
     rng = np.random.default_rng(seed)
     l, ab = zip(*[to_l_ab(random_crop(photos[i % len(photos)].astype(np.float32) / 255, size, rng)) for i in range(n)])
     l, ab = torch.from_numpy(np.stack(l)), torch.from_numpy(np.stack(ab))
@@ -39,8 +39,11 @@ def batch(photos: list[np.ndarray], size: int, n: int, seed: int):
 def time_phase(phase: str, size: int, args, photos) -> float:
     """Images per second of one phase at one crop size: median step time after 2 warm-up steps."""
     import torch
-    from recolor.train import Dist, Step, TrainConfig, amp_dtype_for, make_optimizers, new_state, make_feature_loss
-    from recolor.train import NullReporter
+    from recolor.training import NullReporter, TrainConfig
+    from recolor.training.bootstrap import amp_dtype_for, make_feature_loss
+    from recolor.training.distributed import Dist
+    from recolor.training.state import make_optimizers, new_state
+    from recolor.training.steps import Step
     cfg = TrainConfig(data="", out="", pretrained=False, amp=args.amp, batch_size=args.batch_size)
     ctx = Dist(device=torch.device("cpu"))
     state = new_state(cfg, ctx.device)
@@ -64,7 +67,8 @@ def time_phase(phase: str, size: int, args, photos) -> float:
 def default_run_hours(rates: dict) -> float:
     """Wall time of one full default run from the measured rates (sizes between 128 and 256 interpolated
     by pixel count: compute grows with area)."""
-    from recolor.train import TrainConfig, encoder_frozen, size_at
+    from recolor.training import TrainConfig
+    from recolor.training.schedule import encoder_frozen, size_at
     cfg = TrainConfig(data="", out="")
     sizes = sorted(rates)
 

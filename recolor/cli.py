@@ -240,7 +240,8 @@ def train_command(
 ) -> None:
     """Train a colorizer on your photos (pretrain → critic → GAN); resumable, DDP under torchrun."""
     import os
-    from .train import TrainConfig, TrainingError, RichReporter, read_config_file, train
+    from .progress import RichReporter
+    from .training import TrainConfig, TrainingError, read_config_file, train
     options = {"data": data and str(data), "stage": stage, "model": model, "val": val and str(val), "seed": seed,
                "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
                "batch_size": batch_size, "lr": lr, "zoom": zoom, "colour_weight": colour_weight,

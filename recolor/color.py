@@ -199,3 +199,14 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
 def ab_of(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 2) float32 chroma of an RGB float image."""
     return rgb_to_lab(rgb)[:, :, 1:]
+
+
+GRAY_CHROMA = 5.0  # Lab chroma units; a photo whose 95th-percentile chroma is below this counts as gray
+
+
+def is_near_gray(rgb: np.ndarray) -> bool:
+    """A gray or near-gray photo (RGB float in [0, 1]): 95th-percentile Lab chroma, on every second pixel,
+    under GRAY_CHROMA (about two just-noticeable differences). Training skips such photos (they teach nothing
+    but "no colour") and evaluation cannot score them (no colour to measure)."""
+    lab = rgb_to_lab(rgb[::2, ::2])
+    return float(np.percentile(np.hypot(lab[..., 1], lab[..., 2]), 95)) < GRAY_CHROMA

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from . import color, metrics
-from .data import is_near_gray, source_of
+from .color import is_near_gray
 from .images import ImageError, find_images, read_image, to_rgb8
 
 METRIC_NAMES = {"delta_e": "ΔE2000 ↓", "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "colourfulness": "colourfulness"}
@@ -69,6 +69,12 @@ class EvalResult:
                 "psnr_cap_db": metrics.PSNR_CAP, "hints": list(config.hints), **self.summary(), "per_source": self.per_source(),
                 "skipped": [{"file": f, "why": w} for f, w in self.skipped],
                 "images": [{k: min(v, metrics.PSNR_CAP) if "psnr" in k else v for k, v in r.items()} for r in self.rows]}
+
+
+def source_of(path: str | Path) -> str:
+    """A photo's source: its file-name prefix before the first `_` (`utkface_0042.jpg` -> `utkface`)."""
+    stem = Path(path).stem
+    return stem.split("_", 1)[0] if "_" in stem else "(none)"
 
 
 def desaturate(rgb: np.ndarray) -> np.ndarray:

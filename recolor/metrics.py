@@ -29,6 +29,9 @@ import numpy as np
 from .video.temporal import flow, make_dis, reliable_mask, to_gray8, warp
 
 PSNR_CAP = 100.0  # dB; what an identical image counts as in a mean
+# Hasler & Süsstrunk's colourfulness, here and in its differentiable twin (training/losses.py): one definition
+COLOURFULNESS_SCALE = 255.0  # the paper's 0-255 RGB scale; M of an image in [0, 1] is measured on it
+COLOURFULNESS_MEAN_WEIGHT = 0.3  # M = sqrt(σ_rg² + σ_yb²) + 0.3·sqrt(μ_rg² + μ_yb²)
 
 
 def _check_pair(truth: np.ndarray, pred: np.ndarray) -> None:
@@ -71,10 +74,10 @@ def ssim(truth: np.ndarray, pred: np.ndarray) -> float:
 def colourfulness(rgb: np.ndarray) -> float:
     """Hasler & Süsstrunk (2003) colourfulness M of an RGB image; uint8, or float in [0, 1]."""
     rgb = np.asarray(rgb)
-    scale = 1.0 if rgb.dtype == np.uint8 else 255.0
+    scale = 1.0 if rgb.dtype == np.uint8 else COLOURFULNESS_SCALE
     r, g, b = (rgb[..., i].astype(np.float64) * scale for i in range(3))
     rg, yb = r - g, 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    return float(np.hypot(rg.std(), yb.std()) + COLOURFULNESS_MEAN_WEIGHT * np.hypot(rg.mean(), yb.mean()))
 
 
 def image_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:

@@ -30,15 +30,16 @@ def hook(event: str, args: tuple) -> None:
 def fail_on_rank1(step: int) -> None:
     """Make rank 1 alone raise a TrainingError just before pretraining step `step`, while rank 0 goes on into
     that step's collectives (as when one GPU runs out of memory or one rank's data fails)."""
-    import recolor.train as rt
-    real = rt.Step.pretrain
+    from recolor.training import TrainingError
+    from recolor.training.steps import STAGE_STEP
+    real = STAGE_STEP["pretrain"]
 
     def pretrain(self, *batch):
         if self.state.step + 1 == step:
-            raise rt.TrainingError(f"injected failure on rank 1 at step {step}")
+            raise TrainingError(f"injected failure on rank 1 at step {step}")
         return real(self, *batch)
 
-    rt.Step.pretrain = pretrain
+    STAGE_STEP["pretrain"] = pretrain
 
 
 sys.addaudithook(hook)

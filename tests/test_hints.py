@@ -113,7 +113,7 @@ def test_no_hints_give_exactly_the_model_without_hint_inputs():
 
 def test_fine_tuning_old_weights_adds_a_zero_hint_branch(model_file):
     import torch
-    from recolor.train import fine_tune_start
+    from recolor.training import fine_tune_start
     from recolor.weights import load_model
     old, _, _ = load_model(str(model_file))
     new = fine_tune_start(model_file, hints=True).eval()

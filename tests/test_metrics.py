@@ -140,3 +140,17 @@ def test_eval_command_prints_table_and_writes_json(photo_folder, model_file, tmp
 
 def test_empty_result_summary():
     assert EvalResult().summary()["count"] == 0
+
+
+
+def test_differentiable_colourfulness_matches_the_metric_on_a_real_photo():
+    # training's loss (float32 torch) and the metric (float64 numpy) share their constants: one definition
+    import torch
+    from skimage.data import coffee
+    from recolor.training.losses import colourfulness
+    photo = coffee()  # (400, 600, 3) uint8
+    muted = (photo.mean(axis=2, keepdims=True) * 0.6 + photo * 0.4).astype(np.uint8)  # the same, less colour
+    batch = torch.from_numpy(np.stack([photo, muted])).permute(0, 3, 1, 2).float() / 255.0  # (2, 3, 400, 600)
+    expected = [metrics.colourfulness(photo), metrics.colourfulness(muted)]
+    assert expected[0] > 50 and expected[1] < 0.6 * expected[0]  # per image, not over the batch
+    assert colourfulness(batch).tolist() == pytest.approx(expected, rel=1e-4)

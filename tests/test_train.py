@@ -1,4 +1,4 @@
-"""recolor.train / data / losses / critic: every stage learns, a killed run resumes exactly, failures are loud."""
+"""recolor.training (loop, data, losses, critic, ...): every stage learns, a killed run resumes exactly, failures are loud."""
 from __future__ import annotations
 
 import json
@@ -14,9 +14,9 @@ import torch
 
 from train_helpers import make_photos, tiny_settings
 
-from recolor import data as rdata
+from recolor.training import data as rdata
 from recolor.model import ModelConfig
-from recolor.train import TrainConfig, TrainingError, train
+from recolor.training import TrainConfig, TrainingError, train
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,9 @@ def test_each_stage_trains_and_the_run_folder_is_complete(folders, tmp_path):
 
 
 def test_critic_learns_to_tell_real_from_generated_on_a_fixed_batch(tmp_path):
-    from recolor.train import Dist, Step, make_optimizers, new_state
+    from recolor.training.distributed import Dist
+    from recolor.training.state import make_optimizers, new_state
+    from recolor.training.steps import Step
     paths = [str(p) for p in make_photos(tmp_path, 4, seed=1)]
     torch.manual_seed(0)
     cfg = config((tmp_path, tmp_path), tmp_path / "run")
@@ -115,7 +117,7 @@ def test_critic_learns_to_tell_real_from_generated_on_a_fixed_batch(tmp_path):
 
 
 def test_validation_spreads_over_sources_and_sheets_mixed_sizes():
-    from recolor.train import sample_sheet, spread
+    from recolor.training.validation import sample_sheet, spread
     paths = [f"{source}_{i}.jpg" for source in ("a", "b", "c") for i in range(10)]
     picked = spread(paths, 6)
     assert picked[0] == paths[0] and picked[-1] == paths[-1] and len(set(picked)) == 6
@@ -127,7 +129,7 @@ def test_validation_spreads_over_sources_and_sheets_mixed_sizes():
 
 
 def test_progressive_sizes_and_frozen_encoder_schedule():
-    from recolor.train import encoder_frozen, size_at
+    from recolor.training.schedule import encoder_frozen, size_at
     cfg = TrainConfig(data="d", out="o", pretrain_steps=100, sizes=(128, 192, 256), size_fractions=(0.6, 0.25, 0.15),
                       freeze_fraction=0.2, gan_size=192)
     assert [size_at(cfg, "pretrain", s) for s in (0, 59, 60, 84, 85, 99)] == [128, 128, 192, 192, 256, 256]
@@ -179,16 +181,16 @@ def test_refuses_to_clobber_a_run_and_stage_needs_pretrained_generator(folders, 
 
 
 def test_nan_loss_stops_with_clear_message_and_checkpoint_intact(folders, tmp_path, monkeypatch):
-    import recolor.train as rt
+    import recolor.training.steps as steps
     calls = {"n": 0}
-    real = rt.pixel_loss
+    real = steps.pixel_loss
 
     def poisoned(pred, ab):
         calls["n"] += 1
         loss = real(pred, ab)
         return loss * float("nan") if calls["n"] > 4 else loss
 
-    monkeypatch.setattr(rt, "pixel_loss", poisoned)
+    monkeypatch.setattr(steps, "pixel_loss", poisoned)
     with pytest.raises(TrainingError, match=r"nan at pretrain step 5.*last good checkpoint"):
         train(config(folders, tmp_path / "run"))
     assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)["step"] == 3
@@ -365,7 +367,7 @@ def test_dataset_items_are_deterministic_and_noise_only_touches_input(tmp_path):
 # ------------------------------------------------------------------------------------------- losses
 def test_lab_to_rgb_matches_opencv():
     from recolor.color import rgb_to_lab
-    from recolor.losses import lab_to_rgb
+    from recolor.training.losses import lab_to_rgb
     rgb = np.random.default_rng(0).uniform(0, 1, (16, 16, 3)).astype(np.float32)
     lab = torch.from_numpy(rgb_to_lab(rgb)).permute(2, 0, 1)[None]
     back = lab_to_rgb(lab[:, :1], lab[:, 1:])[0].permute(1, 2, 0).numpy()
@@ -373,7 +375,7 @@ def test_lab_to_rgb_matches_opencv():
 
 
 def test_feature_loss_is_zero_for_the_truth_and_unavailable_weights_fail_clearly(folders, tmp_path, monkeypatch):
-    from recolor.losses import FeatureLoss, PerceptualWeightsError
+    from recolor.training.losses import FeatureLoss, PerceptualWeightsError
     loss = FeatureLoss("mobilenet_v2", pretrained=False)
     rgb = torch.rand(2, 3, 32, 32)
     assert loss(rgb, rgb).item() == 0.0
@@ -388,7 +390,7 @@ def test_feature_loss_is_zero_for_the_truth_and_unavailable_weights_fail_clearly
 
 
 def test_colourfulness_loss_matches_the_metric_and_pulls_towards_the_truth():
-    from recolor.losses import colourfulness, colourfulness_loss
+    from recolor.training.losses import colourfulness, colourfulness_loss
     from recolor.metrics import colourfulness as metric
     from train_helpers import photo
     truth = photo(np.random.default_rng(3))
@@ -412,8 +414,8 @@ def test_zoomed_crops_show_a_smaller_part_of_the_scene():
 
 
 def test_critic_and_hinge_losses():
-    from recolor.critic import Critic, CriticConfig
-    from recolor.losses import critic_hinge_loss, generator_hinge_loss
+    from recolor.training.critic import Critic, CriticConfig
+    from recolor.training.losses import critic_hinge_loss, generator_hinge_loss
     critic = Critic(CriticConfig(nf=8))
     logits = critic(torch.rand(2, 1, 64, 64) * 100, torch.randn(2, 2, 64, 64) * 20)
     assert logits.shape == (2, 1, 6, 6)  # PatchGAN: one score per overlapping patch

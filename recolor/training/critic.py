@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .model import SelfAttention
+from ..model import SelfAttention
 
 
 @dataclass(frozen=True)

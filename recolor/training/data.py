@@ -1,8 +1,8 @@
 """Training data: any folder of colour photos -> (L, ab) crops, in an order fixed by (seed, step).
 
 - `scan_photos` decodes every file once: unreadable files are skipped and listed, gray or near-gray photos
-  (95th-percentile Lab chroma under GRAY_CHROMA, about two just-noticeable differences) are skipped, since
-  they teach the network nothing but "no colour". The result is stored in the run, so `--resume` trains on
+  (95th-percentile Lab chroma under `color.GRAY_CHROMA`, about two just-noticeable differences) are skipped,
+  since they teach the network nothing but "no colour". The result is stored in the run, so `--resume` trains on
   exactly the same files.
 - `StepBatches` makes the data order a pure function of (seed, global step): sample number p of the run is
   file perm_e[p mod n] of epoch e = p div n. A resumed run therefore sees the same crops as an uninterrupted
@@ -21,10 +21,10 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from .color import rgb_to_lab
+from ..color import is_near_gray, rgb_to_lab
+from ..evaluate import source_of
 
 log = logging.getLogger("recolor")
-GRAY_CHROMA = 5.0  # Lab chroma units; a photo whose 95th-percentile chroma is below this counts as gray
 DEFAULT_ZOOM = 3.0  # training crops see objects up to 3× bigger, as the engine renders them (random_crop)
 
 
@@ -39,11 +39,6 @@ def load_rgb(path: Path, reduced: bool = False) -> np.ndarray | None:
     if bgr is None or bgr.size == 0:
         return None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-
-
-def is_near_gray(rgb: np.ndarray) -> bool:
-    lab = rgb_to_lab(rgb[::2, ::2])
-    return float(np.percentile(np.hypot(lab[..., 1], lab[..., 2]), 95)) < GRAY_CHROMA
 
 
 @dataclass
@@ -71,12 +66,6 @@ def scan_photos(paths: list[Path], min_side: int = 32) -> PhotoIndex:
         else:
             index.photos.append(str(path))
     return index
-
-
-def source_of(path: str | Path) -> str:
-    """A photo's source: its file-name prefix before the first `_` (`utkface_0042.jpg` -> `utkface`)."""
-    stem = Path(path).stem
-    return stem.split("_", 1)[0] if "_" in stem else "(none)"
 
 
 def draw_probabilities(paths: list[str], source_weights: dict[str, float]) -> np.ndarray | None:

@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color import D65_WHITE, XYZ_TO_SRGB
-from .model import PretrainedWeightsError, torchvision_model
+from ..color import D65_WHITE, XYZ_TO_SRGB
+from ..metrics import COLOURFULNESS_MEAN_WEIGHT, COLOURFULNESS_SCALE
+from ..model import PretrainedWeightsError, torchvision_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -50,10 +51,10 @@ def pixel_loss(pred_ab: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
     """Hasler & Süsstrunk's colourfulness M per image of RGB (B, 3, H, W) in [0, 1], on their 0-255 scale:
     the same formula as `metrics.colourfulness`, differentiable (the eps keeps sqrt's gradient finite)."""
-    r, g, b = (rgb.float() * 255.0).unbind(1)
+    r, g, b = (rgb.float() * COLOURFULNESS_SCALE).unbind(1)
     rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
     spread = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False) + 1e-6).sqrt()
-    return spread + 0.3 * (rg.mean(1) ** 2 + yb.mean(1) ** 2 + 1e-6).sqrt()
+    return spread + COLOURFULNESS_MEAN_WEIGHT * (rg.mean(1) ** 2 + yb.mean(1) ** 2 + 1e-6).sqrt()
 
 
 def colourfulness_loss(pred_rgb: torch.Tensor, true_rgb: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,140 @@
+"""What a training run is told: `TrainConfig` (every setting, stored with the run), the stage names, which
+settings a resume may change, and the one error type a run that cannot start or go on raises."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..model import ModelConfig
+from .data import DEFAULT_ZOOM
+
+STAGES = ("pretrain", "critic", "gan")
+RETIRED = {"val_size"}  # settings older runs stored that no longer do anything; a resume skips them
+RUNTIME = ("out", "device", "workers", "threads")  # where a run executes: a resume takes these from the caller
+# what a resume may change: it leaves the data, the networks, the losses and the finished steps as they were
+RESUMABLE = {"lr", "critic_lr", "gan_lr", "pretrain_steps", "critic_steps", "gan_steps", "amp", "log_every",
+             "val_every", "save_every"}
+SAMPLE_OFFSET = {"pretrain": 0, "critic": 1 << 40, "gan": 2 << 40}  # each stage draws its own crops
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a run; stored in config.json and in last.ckpt (a resume uses the stored one)."""
+    data: str
+    out: str
+    val: str | None = None  # folder of val photos; None: a fixed hold-out of `data`
+    model: str | ModelConfig = "recolor-small"  # registered name, a .safetensors to fine-tune, or a config
+    stage: str = "all"  # pretrain | critic | gan | all
+    seed: int = 0
+    device: str = "auto"
+    workers: int = -1  # data-loader processes; -1: half the CPU cores, at most 8
+    threads: int = 0  # CPU threads for torch; 0: all cores (split between processes under torchrun)
+    amp: bool = True  # bf16 autocast on CPU (1.7× faster), bf16/fp16 on CUDA
+    pretrained: bool = True  # ImageNet weights for the encoder and the perceptual network
+    perceptual: str = "mobilenet_v2"  # mobilenet_v2 | vgg16_bn | none
+    batch_size: int = 16  # per process; the global batch is batch_size × world size
+    noise: float = 2.0  # max σ of Gaussian noise on the input L (L units); steadies video
+    zoom: float = DEFAULT_ZOOM  # crops come from the photo scaled to a shorter side in [size, zoom·size]
+    source_weights: dict[str, float] = field(default_factory=dict)  # draw weight per file-name prefix; others 1
+    ema: float = 0.999  # weight averaging; 0 turns it off
+    hints: bool = True  # the generator takes colour hints, drawn from each photo's own colours (hints.py)
+    hint_free: float = 0.5  # share of photos drawn with no hints at all, so automatic colour does not suffer
+    # stage 1: generator pretraining
+    pretrain_steps: int = 3000
+    sizes: tuple[int, ...] = (128, 192, 256)  # progressive crop sizes ...
+    size_fractions: tuple[float, ...] = (0.6, 0.25, 0.15)  # ... and the share of pretrain steps at each
+    freeze_fraction: float = 0.15  # share of pretrain steps with the pretrained encoder frozen
+    lr: float = 1e-3
+    encoder_lr_mult: float = 0.3  # pretrained features move slower than the fresh decoder
+    weight_decay: float = 1e-2
+    warmup: int = 100
+    pixel_weight: float = 1.0
+    feature_weight: float = 0.1  # its gradient is then ~4× the pixel loss's, as in DeOldify
+    colour_weight: float = 0.5  # match each prediction's colourfulness to its ground truth's (losses.py)
+    # stages 2 and 3: critic and adversarial training
+    gan_size: int = 192
+    critic_width: int = 64
+    critic_steps: int = 300
+    critic_lr: float = 4e-4
+    gan_steps: int = 600
+    gan_lr: float = 1e-4
+    adv_weight: float = 0.01
+    # validation, checkpoints, logs
+    val_fraction: float = 0.05
+    val_max: int = 64  # val photos scored at each validation
+    val_render_factor: int = 35  # validation renders whole photos through the engine, as `recolor eval`
+    val_every: int = 250
+    samples: int = 6  # val photos in each sample sheet
+    save_every: int = 100
+    log_every: int = 10
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = {k: v for k, v in d.items() if k not in RETIRED}
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        wrong = mistyped(d)
+        if wrong:
+            raise ValueError(f"training settings of the wrong type: {', '.join(wrong)}")
+        for key in ("sizes", "size_fractions"):
+            if key in d:
+                d[key] = tuple(d[key])
+        if isinstance(d.get("model"), dict):
+            d["model"] = ModelConfig.from_dict(d["model"])
+        return cls(**d)
+
+    def check(self) -> "TrainConfig":
+        if not (self.data and str(self.data).strip()):  # "" would silently train on the current folder
+            raise ValueError("no training data: set data (--data) to a folder of colour photos")
+        if self.stage not in (*STAGES, "all"):
+            raise ValueError(f"unknown stage {self.stage!r}; choose one of: {', '.join(STAGES)}, all")
+        if len(self.sizes) != len(self.size_fractions) or abs(sum(self.size_fractions) - 1) > 1e-6:
+            raise ValueError("sizes and size_fractions need the same length, and the fractions must sum to 1")
+        if any(s % 32 for s in (*self.sizes, self.gan_size)):
+            raise ValueError("crop sizes must be multiples of 32 (the encoder's stride)")
+        if any(w < 0 for w in self.source_weights.values()):
+            raise ValueError("source weights must be 0 or more")
+        return self
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start or cannot go on (bad folder, diverged loss); the message says what to do."""
+
+
+def mistyped(d: dict) -> list[str]:
+    """Settings whose JSON type cannot stand for their field's (a string for a number, a number for a flag)."""
+    kinds = {bool: bool, int: int, float: (int, float), str: str, tuple: (list, tuple), dict: dict}
+    wrong = []
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        default = "" if default is dataclasses.MISSING else default  # data and out: strings
+        if f.name not in d or f.name == "model" or type(default) not in kinds:  # model: a name or a config
+            continue
+        value = d[f.name]
+        if not isinstance(value, kinds[type(default)]) or isinstance(value, bool) != isinstance(default, bool):
+            wrong.append(f"{f.name}={value!r}")
+    return wrong
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Settings from a JSON file (`--config`, e.g. a run's config.json), checked: any problem is one line."""
+    try:
+        settings = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise TrainingError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+    except ValueError as e:  # not JSON, or not UTF-8
+        raise TrainingError(f"--config {path}: not valid JSON ({e})") from None
+    if not isinstance(settings, dict):
+        raise TrainingError(f"--config {path}: expected a JSON object of training settings, "
+                            f"not a {type(settings).__name__}")
+    try:
+        TrainConfig.from_dict({"data": "", "out": "", **settings})
+    except (ValueError, TypeError) as e:
+        raise TrainingError(f"--config {path}: {e}") from None
+    return settings

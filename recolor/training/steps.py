@@ -1,0 +1,143 @@
+"""One training step of each stage: its losses, its backward pass and its optimizer step.
+
+- `pretrain`: the generator alone, on pixel (smooth L1 on a/b) + perceptual (Johnson et al. 2016) +
+  colourfulness-matching losses (`reconstruction`).
+- `critic`: the critic alone, hinge loss on real vs the fixed generator's colour (Antic's NoGAN: pretrain
+  both networks separately so the adversarial phase starts balanced).
+- `gan`: one two time-scale update (Heusel et al. 2017): the critic on this batch's fakes, then the generator
+  on reconstruction + λ·adversarial against the updated critic.
+
+A generator with hint inputs gets hints drawn from each batch's own colours (`Step.hint_planes`), seeded so a
+resume draws the same. `STAGE_STEP` names the step each stage takes. Each step returns its losses as detached
+tensors (no GPU sync) and raises TrainingError, on every rank at once, when a loss stops being finite.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..hints import sample_hint_planes
+from .config import SAMPLE_OFFSET, STAGES, TrainConfig, TrainingError
+from .distributed import Dist, all_finite
+from .losses import (FeatureLoss, colourfulness_loss, critic_hinge_loss, generator_hinge_loss, lab_to_rgb,
+                     pixel_loss)
+from .state import RunState
+
+
+@dataclass
+class Step:
+    """The per-run objects a training step needs."""
+    cfg: TrainConfig
+    ctx: Dist
+    state: RunState
+    g_net: nn.Module  # the generator, DDP-wrapped under torchrun
+    c_net: nn.Module  # the critic, DDP-wrapped under torchrun
+    features: FeatureLoss | None
+    amp_dtype: torch.dtype | None
+    frozen_encoder: bool = False  # g_net was wrapped with the encoder frozen (DDP fixes the trained parameters)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype)
+
+    def backward(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler = self.state.scaler
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+
+    def reconstruction(self, l: torch.Tensor, ab: torch.Tensor, fake: torch.Tensor, logs: dict) -> torch.Tensor:
+        """pixel_weight · smooth-L1(ab) + feature_weight · perceptual(RGB) + colour_weight · colourfulness."""
+        cfg = self.cfg
+        loss = cfg.pixel_weight * pixel_loss(fake, ab)
+        logs["pixel"] = loss.detach()
+        use_features = self.features is not None and cfg.feature_weight > 0
+        if not use_features and cfg.colour_weight <= 0:
+            return loss
+        fake_rgb, true_rgb = lab_to_rgb(l, fake), lab_to_rgb(l, ab)
+        if use_features:
+            with self.autocast():
+                feat = self.features(fake_rgb, true_rgb)
+            logs["feature"] = feat.detach()
+            loss = loss + cfg.feature_weight * feat
+        if cfg.colour_weight > 0:
+            colour = colourfulness_loss(fake_rgb, true_rgb)
+            logs["colour"] = colour.detach()
+            loss = loss + cfg.colour_weight * colour
+        return loss
+
+    def hint_planes(self, ab: torch.Tensor) -> torch.Tensor | None:
+        """Hints drawn from this batch's true colours (hints.sample_hint_planes), seeded by (seed, stage, step,
+        rank) so a resume draws the same; None for a generator without hint inputs. Zero planes for hint-free
+        draws, never None, so DDP sees the hint branch used in every step."""
+        if self.state.generator.hints is None:
+            return None
+        seed = (self.cfg.seed * 1_000_003 + SAMPLE_OFFSET[self.state.stage] + self.state.step) * 64 + self.ctx.rank
+        generator = torch.Generator().manual_seed(seed % (1 << 63))
+        return sample_hint_planes(ab, generator, self.cfg.hint_free)
+
+    def pretrain(self, l_in, l, ab) -> dict:
+        logs: dict = {}
+        with self.autocast():
+            fake = self.g_net(l_in, self.hint_planes(ab))
+        loss = self.reconstruction(l, ab, fake.float(), logs)
+        self.check(loss, "generator")
+        self.backward(loss, self.state.g_opt)
+        logs["loss"] = loss.detach()
+        return logs
+
+    def critic(self, l_in, l, ab) -> dict:
+        """Critic pretraining: real vs the (fixed) generator's output."""
+        with torch.no_grad(), self.autocast():
+            fake = self.state.generator.eval()(l_in, self.hint_planes(ab)).float()
+        loss = self.critic_update(l, ab, fake)
+        return {"loss": loss, "critic": loss}
+
+    def critic_update(self, l, ab, fake) -> torch.Tensor:
+        with self.autocast():  # real and fake in one batch: one DDP forward per backward
+            logits = self.c_net(torch.cat([l, l]), torch.cat([ab, fake.detach()]))
+        real, fake_logits = logits.float().chunk(2)
+        loss = critic_hinge_loss(real, fake_logits)
+        self.check(loss, "critic")
+        self.backward(loss, self.state.c_opt)
+        return loss.detach()
+
+    def gan(self, l_in, l, ab) -> dict:
+        """One TTUR step: the critic on this batch's fakes, then the generator against the updated critic."""
+        logs: dict = {}
+        with self.autocast():
+            fake = self.g_net(l_in, self.hint_planes(ab)).float()
+        logs["critic"] = self.critic_update(l, ab, fake)
+        critic = self.state.critic.requires_grad_(False)  # the plain module: its grads are not wanted here
+        with self.autocast():
+            adv = generator_hinge_loss(critic(l, fake))
+        critic.requires_grad_(True)
+        loss = self.reconstruction(l, ab, fake, logs) + self.cfg.adv_weight * adv
+        logs["adv"] = adv.detach()
+        self.check(loss, "generator")
+        self.backward(loss, self.state.g_opt)
+        logs["loss"] = loss.detach()
+        return logs
+
+    def check(self, loss: torch.Tensor, what: str) -> None:
+        if not all_finite(loss.detach(), self.ctx):
+            raise TrainingError(
+                f"{what} loss became {loss.item()} at {self.state.stage} step {self.state.step + 1}; stopped. "
+                f"The last good checkpoint is intact: resume with --resume after lowering the learning rate, "
+                f"or turn AMP off (--no-amp)")
+
+
+# stage -> its step: (Step, L_in, L, ab) -> losses
+StageStep = Callable[[Step, torch.Tensor, torch.Tensor, torch.Tensor], dict]
+STAGE_STEP: dict[str, StageStep] = {"pretrain": Step.pretrain, "critic": Step.critic, "gan": Step.gan}
+assert tuple(STAGE_STEP) == STAGES
