@@ -248,3 +248,20 @@ def test_training_hint_draws_are_seeded_and_carry_patch_means():
     assert 16 < int(hinted.sum()) < 48  # about half the photos get no hint at all
     assert torch.allclose(first[:, 0][first[:, 2] > 0], torch.tensor(0.5))
     assert first[:, :2][first[:, 2:3].expand(-1, 2, -1, -1) == 0].abs().max() == 0
+
+
+def test_training_teaches_the_hint_branch_at_its_own_learning_rate(tmp_path):
+    import torch
+    from train_helpers import make_photos, tiny_settings
+    from recolor.training import TrainConfig, train
+    from recolor.training.state import HINT_LR_MULT
+    make_photos(tmp_path / "train", 12)
+    make_photos(tmp_path / "val", 4, seed=1)
+    run = tmp_path / "run"
+    train(TrainConfig.from_dict({**tiny_settings(tmp_path / "train", tmp_path / "val", stage="pretrain"),
+                                 "out": str(run)}))
+    ckpt = torch.load(run / "last.ckpt", weights_only=True)
+    late = ckpt["generator"]["hints.late.weight"]
+    assert late.abs().max() > 0  # started at zero, learned from the sampled hints
+    groups = ckpt["g_opt"]["param_groups"]
+    assert len(groups) == 3 and groups[2]["lr_mult"] == HINT_LR_MULT

@@ -82,16 +82,22 @@ def new_state(cfg: TrainConfig, device: torch.device) -> RunState:
     return RunState(generator, ema, critic)
 
 
+HINT_LR_MULT = 10.0  # the hint branch's learning rate as a multiple of the decoder's: measured, see weights/README
+
+
 def make_optimizers(state: RunState, cfg: TrainConfig, stage: str) -> None:
     """AdamW with encoder/decoder groups for pretraining; SAGAN's Adam(0, 0.9) pair for the GAN stages."""
     g = state.generator
     if stage == "pretrain":
         enc = list(g.encoder.parameters())
-        ids = {id(p) for p in enc}
+        hint = list(g.hints.parameters()) if g.hints is not None else []
+        ids = {id(p) for p in enc + hint}
         rest = [p for p in g.parameters() if id(p) not in ids]
         mult = cfg.encoder_lr_mult if cfg.pretrained else 1.0
-        state.g_opt = torch.optim.AdamW([{"params": rest, "lr_mult": 1.0}, {"params": enc, "lr_mult": mult}],
-                                        lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = [{"params": rest, "lr_mult": 1.0}, {"params": enc, "lr_mult": mult}]
+        if hint:  # a fresh, zero-started branch beside trained weights has further to go (and no group when
+            groups.append({"params": hint, "lr_mult": HINT_LR_MULT})  # absent: old checkpoints keep two)
+        state.g_opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
         state.g_opt = torch.optim.Adam(g.parameters(), lr=cfg.gan_lr, betas=(0.0, 0.9))
     state.c_opt = torch.optim.Adam(state.critic.parameters(), lr=cfg.critic_lr, betas=(0.0, 0.9))
