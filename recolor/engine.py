@@ -21,6 +21,7 @@ import numpy as np
 
 from . import color
 from .hints import HintError, check_inside, hint_planes
+from .propagation import propagate
 from .reference import Palette
 
 log = logging.getLogger("recolor")
@@ -98,6 +99,8 @@ def autocast_dtype(device, precision: str):
 class Colorizer:
     """A generator on a device, or its ONNX graph in ONNX Runtime (CPU, and torch never loads). Stateless
     between calls: it never keeps an image."""
+
+    hold_hints = True  # spread each hint's correction along the photo's regions (propagation.py); off: the network alone
 
     def __init__(self, model, device="cpu", precision: str = "auto", source=None, metadata: dict | None = None,
                  runtime: str = "torch"):
@@ -231,6 +234,9 @@ class Colorizer:
                     log.warning("out of GPU memory at render factor %d; retrying at %d", render_factor, lower)
                     self.free_memory()
                     ab = self.chroma([l_full[i] for i in chunk], lower, 1, [hints[i] for i in chunk])
+                    planes = None  # held in that call
+                if planes is not None and self.hold_hints:
+                    ab = [propagate(a, l, p) for a, l, p in zip(ab, batch, planes)]
                 for i, a in zip(chunk, ab):
                     out[i] = a
         return out

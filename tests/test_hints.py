@@ -265,3 +265,39 @@ def test_training_teaches_the_hint_branch_at_its_own_learning_rate(tmp_path):
     assert late.abs().max() > 0  # started at zero, learned from the sampled hints
     groups = ckpt["g_opt"]["param_groups"]
     assert len(groups) == 3 and groups[2]["lr_mult"] == HINT_LR_MULT
+
+
+# ------------------------------------------------------------------------------------------- propagation
+def square_scene() -> np.ndarray:
+    """A gray square as light as pure red (L 53, so red fits the gamut there) on a dark ground, 240×320."""
+    image = np.full((240, 320), 40, np.uint8)
+    image[60:180, 40:160] = 126
+    return image
+
+
+def test_a_red_hint_turns_its_region_red_and_leaves_the_far_side_as_it_was(tmp_path):
+    import torch
+    from recolor import color
+    from recolor.engine import Colorizer
+    from recolor.model import ModelConfig, create_model
+    torch.manual_seed(0)
+    colorizer = Colorizer(create_model(ModelConfig(hints=True)), "cpu", runtime="torch")  # its branch: still zero
+    gray = square_scene()
+    red = parse_hint("100,120=#ff0000")
+    before, after = colorizer.colorize(gray, 10), colorizer.colorize(gray, 10, hints=[red])
+    ab = color.ab_of(after.astype(np.float32) / 255)
+    inside = ab[70:170, 50:150].reshape(-1, 2)
+    assert np.abs(inside - np.array(red.ab)).max(axis=0).max() < 10  # the square is red...
+    assert np.array_equal(after[:, 200:], before[:, 200:])  # ...the far side is untouched
+    assert np.abs(color.luminance(after) - color.luminance(gray)).max() < 1.0  # and the photo keeps its L
+
+
+def test_propagation_stops_at_edges_and_needs_a_hint():
+    from recolor.propagation import propagate
+    l = square_scene().astype(np.float32) / 2.55
+    ab = np.full((240, 320, 2), 5.0, np.float32)
+    assert propagate(ab, l, np.zeros((3, 240, 320), np.float32)) is ab
+    planes = hint_planes([Hint(100, 120, (40.0, -30.0))], l.shape, l.shape)
+    out = propagate(ab, l, planes)
+    assert np.allclose(out[65:175, 45:155], (40.0, -30.0), atol=3)
+    assert np.allclose(out[:40], 5.0, atol=0.5) and np.allclose(out[:, 200:], 5.0, atol=0.5)
