@@ -32,7 +32,7 @@ from .weights import sha256_of
 
 log = logging.getLogger("recolor")
 OPSET = 17
-MODEL_CODE = Path(__file__).with_name("model.py")  # the code that builds the network
+MODEL_CODE = tuple(Path(__file__).with_name(name) for name in ("model.py", "encoders.py"))  # builds the network
 _SAFETENSORS_TYPES = {"F32": 1, "F16": 10}  # safetensors dtype -> onnx.TensorProto data type
 
 
@@ -135,7 +135,7 @@ def _key(model, weights_path: Path | None) -> str:
         for name, t in model.state_dict().items():
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    for code in (MODEL_CODE, Path(__file__)):
+    for code in (*MODEL_CODE, Path(__file__)):
         h.update(code.read_bytes())
     h.update(f"torch {_torch_version()} opset {OPSET}".encode())
     return h.hexdigest()[:16]

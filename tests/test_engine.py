@@ -149,9 +149,9 @@ def test_onnx_cache_key_follows_everything_that_shapes_the_graph(colorizer, mode
     key = onnx_runtime._key(colorizer.model, model_file)
     assert onnx_runtime._key(colorizer.model, model_file) == key
     edited = tmp_path / "model.py"
-    edited.write_text(onnx_runtime.MODEL_CODE.read_text() + "\n# a changed decoder\n")
+    edited.write_text(onnx_runtime.MODEL_CODE[0].read_text() + "\n# a changed decoder\n")
     with monkeypatch.context() as m:
-        m.setattr(onnx_runtime, "MODEL_CODE", edited)
+        m.setattr(onnx_runtime, "MODEL_CODE", (edited, *onnx_runtime.MODEL_CODE[1:]))
         assert onnx_runtime._key(colorizer.model, model_file) != key
     with monkeypatch.context() as m:
         m.setattr(onnx_runtime, "_torch_version", lambda: "0.0.1")

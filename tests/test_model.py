@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from recolor.model import (MODELS, Encoder, ModelConfig, PretrainedWeightsError, apply_spectral_norm, create_model,
-                           inference_state_dict)
+from recolor.encoders import Encoder, PretrainedWeightsError
+from recolor.model import MODELS, ModelConfig, apply_spectral_norm, create_model, inference_state_dict
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..color import D65_WHITE, XYZ_TO_SRGB
 from ..metrics import COLOURFULNESS_MEAN_WEIGHT, COLOURFULNESS_SCALE
-from ..model import PretrainedWeightsError, torchvision_model
+from ..encoders import PretrainedWeightsError, torchvision_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..model import MODELS, Generator, ModelConfig, PretrainedWeightsError, apply_spectral_norm, create_model
+from ..encoders import PretrainedWeightsError
+from ..model import MODELS, Generator, ModelConfig, apply_spectral_norm, create_model
 from ..weights import WeightsError, read_weights
 from .config import TrainConfig, TrainingError
 from .critic import Critic, CriticConfig
