@@ -1,0 +1,115 @@
+"""Driving the real page: `recolor serve` in a subprocess, and headless Chromium that may reach nothing else.
+
+Used by tests/test_serve_browser.py, benchmarks/serve_latency.py and examples/serve_screenshot.py. Needs
+playwright (the `dev` extra) and a Chromium on the PATH (Debian: `apt-get install chromium`); Playwright's own
+browser download is never used.
+"""
+from __future__ import annotations
+
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+from urllib.parse import urlparse
+
+# Headless, and nothing of Chromium's own phoning home (updates, sync, safe-browsing lists): the page under test
+# must be the only thing that could reach the network.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+ADDRESS = re.compile(r"http://127\.0\.0\.1:\d+/\S*")
+
+
+def find_chromium() -> str | None:
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+
+
+@dataclass
+class ServerProcess:
+    url: str  # the page's address as printed, with ?token= when there is one
+    process: subprocess.Popen
+    stderr: list[str] = field(default_factory=list)
+
+    @property
+    def origin(self) -> str:
+        parts = urlparse(self.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+@contextmanager
+def running_server(*args: str, env: dict | None = None, timeout: float = 180.0) -> Iterator[ServerProcess]:
+    """`recolor serve --port 0 ARGS` in a subprocess, yielded once it has printed its address (its socket is
+    bound by then, so requests wait for it rather than fail); stopped with SIGTERM afterwards."""
+    process = subprocess.Popen([sys.executable, "-m", "recolor", "serve", "--port", "0", *args], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines: queue.Queue[str | None] = queue.Queue()
+    server = ServerProcess("", process)
+    threading.Thread(target=_pump, args=(process.stdout, lines.put), daemon=True).start()
+    threading.Thread(target=_pump, args=(process.stderr, server.stderr.append), daemon=True).start()
+    try:
+        server.url = _wait_for_address(lines, timeout, server)
+        yield server
+    finally:
+        stop(process)
+
+
+def _pump(stream, put) -> None:
+    for line in stream:
+        put(line)
+    put(None)
+
+
+def _wait_for_address(lines: queue.Queue, timeout: float, server: ServerProcess) -> str:
+    while True:
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"recolor serve printed no address in {timeout:g} s") from None
+        if line is None:
+            raise RuntimeError(f"recolor serve exited: {''.join(server.stderr)[-2000:]}")
+        if match := ADDRESS.search(line):
+            return match.group(0)
+
+
+def stop(process: subprocess.Popen) -> int:
+    """SIGTERM (the server deletes its temp files), then SIGKILL if it has not ended within a minute."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@contextmanager
+def offline_browser(executable: str | None = None):
+    """Headless Chromium (the system's, never a downloaded one) through Playwright."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable or find_chromium(), args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def offline_page(browser, **context_options):
+    """A page whose every request to anywhere but 127.0.0.1 is aborted and recorded in the returned list."""
+    context = browser.new_context(accept_downloads=True, **context_options)
+    elsewhere: list[str] = []
+
+    def route(r) -> None:
+        if urlparse(r.request.url).hostname == "127.0.0.1":
+            r.continue_()
+        else:
+            elsewhere.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    return context.new_page(), elsewhere
