@@ -147,16 +147,17 @@ def test_a_model_without_hint_inputs_refuses_hints_and_hints_must_be_inside(colo
         hinted.colorize(gray_photo, 10, hints=[parse_hint("512,3=red")])
 
 
-def test_palette_takes_the_reference_mean_and_clamped_spread():
+def test_palette_moves_the_mean_chroma_half_way_to_the_reference():
     reference = np.zeros((40, 40, 3), np.uint8)
     reference[:, :20] = (30, 60, 160)
     reference[:, 20:] = (160, 90, 40)
     palette = Palette.of(reference)
     ab = np.random.default_rng(0).normal((5, 10), (4, 40), (30, 20, 2)).astype(np.float32)
-    moved = palette.apply(ab).reshape(-1, 2)
-    assert np.allclose(moved.mean(axis=0), palette.mean, atol=1e-3)
-    ratio = moved.std(axis=0) / ab.reshape(-1, 2).std(axis=0)
-    assert np.allclose(ratio, np.clip(palette.std / ab.reshape(-1, 2).std(axis=0), 0.5, 2.0), rtol=1e-3)
+    moved = palette.apply(ab)
+    assert np.allclose(moved.reshape(-1, 2).mean(axis=0), (ab.reshape(-1, 2).mean(axis=0) + palette.mean) / 2,
+                       atol=1e-3)
+    assert np.allclose(moved - moved.mean(axis=(0, 1)), ab - ab.mean(axis=(0, 1)), atol=1e-4)  # structure kept
+    assert np.allclose(palette.apply(ab, 1.0).reshape(-1, 2).mean(axis=0), palette.mean, atol=1e-3)
 
 
 def test_reference_moves_the_photo_towards_its_palette_and_keeps_luminance(colorizer, gray_photo):
@@ -168,7 +169,7 @@ def test_reference_moves_the_photo_towards_its_palette_and_keeps_luminance(color
 
     def distance(image):
         return np.abs(color.ab_of(image.astype(np.float32) / 255).reshape(-1, 2).mean(axis=0) - target).max()
-    assert distance(guided) < 3 < distance(plain)
+    assert distance(guided) < 0.6 * distance(plain)  # half way, give or take gamut and rounding
     assert np.abs(color.luminance(guided) - color.luminance(gray_photo)).mean() < 1.0
 
 
