@@ -20,7 +20,10 @@ import numpy as np
 SOLVE_SIDE = 192  # long side of the grid the system is solved on
 HINT_WEIGHT = 100.0  # λ: hints hold almost exactly
 FADE = 1e-5  # ε: how quickly a correction fades with distance in flat regions (~1/sqrt(ε) grid px)
-EDGE_SIGMA_SCALE = 0.5  # σ² = this × the mean squared luminance step: a step well above the photo's usual is an edge
+# σ² = this × the photo's mean squared luminance step, so a step well above its usual one is an edge. Chosen on
+# 16 val photos with 10 simulated hints (PSNR 29.07 dB; 0.125: 29.00, 0.5: 28.98, 2: 28.74, 8: 28.61; ε 1e-6 and
+# grids of 128 or 256 px no better), then reported on val_ood (benchmarks/README.md).
+EDGE_SIGMA_SCALE = 0.25
 
 
 def propagate(ab: np.ndarray, l_small: np.ndarray, planes: np.ndarray) -> np.ndarray:
