@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-RENDER_FACTOR_MIN, RENDER_FACTOR_MAX = 7, 64
+from .defaults import RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
 
 
 def unit_float(pixels: np.ndarray) -> np.ndarray:

@@ -20,12 +20,12 @@ from typing import Sequence
 import numpy as np
 
 from . import color
+from .defaults import BATCH_SIZE, PHOTO_RENDER_FACTOR
 from .hints import HintError, check_inside, hint_planes
 from .propagation import propagate
 from .reference import Palette
 
 log = logging.getLogger("recolor")
-DEFAULT_RENDER_FACTOR = 35
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class InferenceConfig:
     model: str = "default"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto (fp32 on CPU, bf16/fp16 autocast on GPU) | fp32 | fp16 | bf16
-    batch_size: int = 4
+    batch_size: int = BATCH_SIZE
     runtime: str = "auto"  # auto (ONNX Runtime on the CPU, torch on GPUs) | onnx | torch
 
 
@@ -206,8 +206,8 @@ class Colorizer:
                                    self.predict_ab_safe(l_small[half:], rest)])
 
     # ------------------------------------------------------------------------------------------- images
-    def chroma(self, l_full: Sequence[np.ndarray], render_factor: int = DEFAULT_RENDER_FACTOR,
-               batch_size: int = 4, hints: Sequence[list | None] | None = None) -> list[np.ndarray]:
+    def chroma(self, l_full: Sequence[np.ndarray], render_factor: int = PHOTO_RENDER_FACTOR,
+               batch_size: int = BATCH_SIZE, hints: Sequence[list | None] | None = None) -> list[np.ndarray]:
         """Full-resolution L planes (and optionally each one's list of hints.Hint) -> their a/b at render size,
         batched by render size.
 
@@ -253,8 +253,8 @@ class Colorizer:
             check_inside(h or [], l.shape[1], l.shape[0])
         return list(hints)
 
-    def colorize_batch(self, images: Sequence[np.ndarray], render_factor: int = DEFAULT_RENDER_FACTOR,
-                       batch_size: int = 4, hints: Sequence[list | None] | None = None,
+    def colorize_batch(self, images: Sequence[np.ndarray], render_factor: int = PHOTO_RENDER_FACTOR,
+                       batch_size: int = BATCH_SIZE, hints: Sequence[list | None] | None = None,
                        reference: np.ndarray | None = None) -> list[np.ndarray]:
         """Many images -> colour images; see `colorize`. hints: one list (or None) per image."""
         images = [np.asarray(im) for im in images]
@@ -270,7 +270,7 @@ class Colorizer:
             results.append(rgb if alpha is None else np.dstack([rgb, alpha]))
         return results
 
-    def colorize(self, image: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR, hints: list | None = None,
+    def colorize(self, image: np.ndarray, render_factor: int = PHOTO_RENDER_FACTOR, hints: list | None = None,
                  reference: np.ndarray | None = None) -> np.ndarray:
         """Gray, RGB or RGBA array (uint8, uint16 or float in [0, 1]; RGB order) -> RGB uint8 of the same
         height and width (RGBA if the input had alpha, which is kept). A colour input is re-coloured
@@ -281,7 +281,7 @@ class Colorizer:
         return self.colorize_batch([image], render_factor, 1, [hints] if hints else None, reference)[0]
 
 
-def colorize_image(image: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR, model: str = "default",
+def colorize_image(image: np.ndarray, render_factor: int = PHOTO_RENDER_FACTOR, model: str = "default",
                    device: str = "auto") -> np.ndarray:
     """One-shot convenience: load a model and colorize one array (load a Colorizer once for many)."""
     return Colorizer.from_pretrained(model, device).colorize(image, render_factor)

@@ -26,19 +26,18 @@ import numpy as np
 
 from . import color, metrics
 from .color import is_near_gray
+from .defaults import BATCH_SIZE, PHOTO_RENDER_FACTOR
 from .images import ImageError, find_images, read_image, to_rgb8
-
-METRIC_NAMES = {"delta_e": "ΔE2000 ↓", "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "colourfulness": "colourfulness"}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     data: str
     model: str = "default"
-    render_factor: int = 35
+    render_factor: int = PHOTO_RENDER_FACTOR
     limit: int | None = None  # the first N photos (sorted by path)
     device: str = "auto"
-    batch_size: int = 4
+    batch_size: int = BATCH_SIZE
     hints: tuple[int, ...] = ()  # also score with this many simulated hints per photo
 
 
@@ -102,8 +101,8 @@ def load_truth(path: Path) -> np.ndarray:
     return rgb
 
 
-def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = 35, batch_size: int = 4,
-                    on_photo: Callable[[Path], None] | None = None, samples: int = 0,
+def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = PHOTO_RENDER_FACTOR,
+                    batch_size: int = BATCH_SIZE, on_photo: Callable[[Path], None] | None = None, samples: int = 0,
                     baseline: bool = True, hint_counts: Sequence[int] = ()) -> EvalResult:
     """Score a Colorizer (anything with `colorize_batch`) on colour photo files; keep the images of the
     first `samples` photos in `result.samples`. baseline=False skips scoring the gray images (the same
@@ -194,30 +193,3 @@ def write_json(result: EvalResult, config: EvalConfig, path: Path) -> None:
     except OSError as e:
         raise ValueError(f"--json {path}: cannot write it ({e.strerror or e})") from None
 
-
-def tables(result: EvalResult):
-    """Rich tables: the overall comparison, and ΔE / colourfulness per source."""
-    from rich.table import Table
-    s = result.summary()
-    main = Table(title=f"{s['count']} photos")
-    for col in ("metric", "model", "a=b=0 baseline", "ground truth"):
-        main.add_column(col, justify="left" if col == "metric" else "right")
-    for key, label in METRIC_NAMES.items():
-        truth = f"{s['truth']['colourfulness']:.1f}" if key == "colourfulness" else ""
-        main.add_row(label, f"{s['model'][key]:.3f}", f"{s['baseline'][key]:.3f}", truth)
-    per = Table(title="per source (file-name prefix)")
-    for col in ("source", "photos", "ΔE model", "ΔE baseline", "colourfulness model", "ground truth"):
-        per.add_column(col, justify="left" if col == "source" else "right")
-    for source, t in result.per_source().items():
-        per.add_row(source, str(t["count"]), f"{t['model']['delta_e']:.2f}", f"{t['baseline']['delta_e']:.2f}",
-                    f"{t['model']['colourfulness']:.1f}", f"{t['truth']['colourfulness']:.1f}")
-    if not any(k.startswith("hints") for k in s):
-        return main, per
-    curve = Table(title="with simulated hints (Zhang et al. 2017)")
-    for col in ("hints", "ΔE2000 ↓", "PSNR dB ↑"):
-        curve.add_column(col, justify="right")
-    counts = sorted(int(k.removeprefix("hints")) for k in s if k.startswith("hints"))
-    curve.add_row("0", f"{s['model']['delta_e']:.3f}", f"{s['model']['psnr']:.2f}")
-    for n in counts:
-        curve.add_row(str(n), f"{s[f'hints{n}']['delta_e']:.3f}", f"{s[f'hints{n}']['psnr']:.2f}")
-    return main, per, curve

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .defaults import BATCH_SIZE, COMPARE_SUFFIX, MAX_PIXELS, OUTPUT_SUFFIX
 from .hints import Guide
-from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageError, comparison_sheet, find_images, read_image, write_image
-
-OUTPUT_SUFFIX, COMPARE_SUFFIX = "_color", "_compare"
+from .images import IMAGE_EXTENSIONS, ImageError, comparison_sheet, find_images, read_image, write_image
 
 
 @dataclass(frozen=True)
@@ -109,8 +108,8 @@ def skip_done(plan: Plan) -> int:
     return before - len(plan.jobs)
 
 
-def colorize_files(colorizer, jobs: list[Job], render_factor: int, batch_size: int = 4, overwrite: bool = False,
-                   max_pixels: int = DEFAULT_MAX_PIXELS,
+def colorize_files(colorizer, jobs: list[Job], render_factor: int, batch_size: int = BATCH_SIZE,
+                   overwrite: bool = False, max_pixels: int = MAX_PIXELS,
                    on_done: Callable[[Outcome], None] | None = None, guide: Guide = Guide()) -> list[Outcome]:
     """Run jobs in chunks of batch_size (read -> colorize in one batch -> write). A bad file fails alone.
     guide: colour hints (for a single photo) and/or a reference photo (hints.Guide)."""

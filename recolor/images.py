@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 
 from .atomic import OutputExists, publish, temp_path
+from .defaults import MAX_PIXELS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: a 10000×10000 scan still passes; decompression bombs do not
 JPEG_QUALITY = 95
 EXIF_ORIENTATION = 0x0112
 PIL_BOMB_PIXELS = 2 * 89_478_485  # Pillow refuses to even open images over this (DecompressionBombError)
@@ -52,7 +52,7 @@ def probe(path: Path) -> tuple[int, int, int]:
         raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
-def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """File -> RGB or RGBA array (uint8 or uint16; gray comes back as H×W), turned upright as a viewer shows
     it (EXIF orientation applied: the output carries no EXIF, so its pixels must already stand right)."""
     path = Path(path)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from recolor.cli.report import problem_kind
 from recolor.files import Job, Plan, collisions, colorize_files, plan_jobs, skip_done
 from recolor.images import read_image
-from recolor.report import problem_kind
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

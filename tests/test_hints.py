@@ -220,12 +220,13 @@ def test_cli_hint_file_and_reference_colour_the_photo(hint_model_file, gray_file
 
 # ------------------------------------------------------------------------------------------- eval
 def test_eval_reports_the_hint_curve(hint_model_file, tmp_path, photo):
-    from recolor.evaluate import EvalConfig, evaluate, tables
+    from recolor.cli.report import eval_tables
+    from recolor.evaluate import EvalConfig, evaluate
     cv2.imwrite(str(tmp_path / "coffee_1.png"), photo[:, :, ::-1])
     result = evaluate(EvalConfig(str(tmp_path), str(hint_model_file), 8, device="cpu", hints=(2, 10)))
     s = result.summary()
     assert {"hints2", "hints10"} <= s.keys() and s["hints10"]["delta_e"] != s["model"]["delta_e"]
-    assert len(tables(result)) == 3
+    assert len(eval_tables(result)) == 3
     again = evaluate(EvalConfig(str(tmp_path), str(hint_model_file), 8, device="cpu", hints=(10,)))
     assert again.summary()["hints10"] == s["hints10"]  # simulated hints are seeded by the photo
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, BinaryIO
 
-from ..color import RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
+from ..defaults import FILM_RENDER_FACTOR, OUTPUT_SUFFIX, RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
 from ..video import VideoConfig, VideoError, check_input, colorize_video, parse_time
 from .device import TakingTurns
 from .errors import ApiError, Busy
@@ -37,7 +37,7 @@ SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".
 
 def read_film_config(form) -> VideoConfig:
     """The form's render_factor, start and duration (seconds or [HH:]MM:SS) -> the film's settings."""
-    render_factor = form_int(form, "render_factor", VideoConfig.render_factor, RENDER_FACTOR_MIN, RENDER_FACTOR_MAX)
+    render_factor = form_int(form, "render_factor", FILM_RENDER_FACTOR, RENDER_FACTOR_MIN, RENDER_FACTOR_MAX)
     times = {}
     for name in ("start", "duration"):
         try:
@@ -80,7 +80,7 @@ class Job:
 
     @property
     def download_name(self) -> str:
-        return f"{Path(self.name).stem or 'film'}_color.mp4"
+        return f"{Path(self.name).stem or 'film'}{OUTPUT_SUFFIX}.mp4"
 
     def snapshot(self) -> dict:
         return {"id": self.id, "name": self.name, "model": self.model, "state": self.state, "done": self.done,

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..color import RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
-from ..engine import DEFAULT_RENDER_FACTOR
+from ..defaults import PHOTO_RENDER_FACTOR, RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
 from ..hints import HintError, parse_hints_json
 from ..images import PIL_BOMB_PIXELS, ImageError, encode_image, probe, read_image
 from .errors import ApiError
@@ -46,7 +45,7 @@ async def read_photo_request(form, models, default_model: str) -> PhotoRequest:
     return PhotoRequest(
         name=display_name(photo.filename, "photo"),
         model=form_choice(form, "model", default_model, list(models)),
-        render_factor=form_int(form, "render_factor", DEFAULT_RENDER_FACTOR, RENDER_FACTOR_MIN, RENDER_FACTOR_MAX),
+        render_factor=form_int(form, "render_factor", PHOTO_RENDER_FACTOR, RENDER_FACTOR_MIN, RENDER_FACTOR_MAX),
         format=form_choice(form, "format", "png", list(FORMATS)),
         hints=hints,
         photo=await photo.read(),

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..defaults import PHOTO_RENDER_FACTOR
 from ..model import ModelConfig
 from .data import DEFAULT_ZOOM
 
@@ -64,7 +65,7 @@ class TrainConfig:
     # validation, checkpoints, logs
     val_fraction: float = 0.05
     val_max: int = 64  # val photos scored at each validation
-    val_render_factor: int = 35  # validation renders whole photos through the engine, as `recolor eval`
+    val_render_factor: int = PHOTO_RENDER_FACTOR  # whole photos through the engine, as `recolor eval`
     val_every: int = 250
     samples: int = 6  # val photos in each sample sheet
     save_every: int = 100

@@ -1,6 +1,6 @@
 """What the loop reports, and through what: the `Reporter` interface (a stage starts, a step ends, a line of
 news), `NullReporter` for ranks other than 0 and for library use, and `LogWindow`, the running means between
-two log lines. The Rich progress bar that implements `Reporter` for the CLI lives in `recolor.progress`."""
+two log lines. The Rich progress bar that implements `Reporter` for the CLI lives in `recolor.cli.report`."""
 from __future__ import annotations
 
 import time

@@ -26,14 +26,13 @@ One module per part:
     opencv_io.py  the OpenCV fallback
 """
 from .backends import check_input, open_reader, pick_backend
-from .config import (BACKENDS, DEFAULT_VIDEO_RENDER_FACTOR, OUTPUT_EXTENSIONS, OUTPUT_SUFFIX, X264_PRESETS,
-                     VideoConfig, VideoError, VideoInfo, VideoResult, default_output, parse_time)
+from .config import (BACKENDS, OUTPUT_EXTENSIONS, X264_PRESETS, VideoConfig, VideoError, VideoInfo, VideoResult,
+                     default_output, parse_time)
 from .opencv_io import OpenCVReader, OpenCVWriter
 from .pipeline import colorize_video
 from .pyav_io import PyAVReader, PyAVWriter
 from .temporal import DEFAULT_SMOOTH, TemporalSmoother
 
-__all__ = ["BACKENDS", "DEFAULT_SMOOTH", "DEFAULT_VIDEO_RENDER_FACTOR", "OUTPUT_EXTENSIONS", "OUTPUT_SUFFIX",
-           "X264_PRESETS", "OpenCVReader", "OpenCVWriter", "PyAVReader", "PyAVWriter", "TemporalSmoother",
-           "VideoConfig", "VideoError", "VideoInfo", "VideoResult", "check_input", "colorize_video",
-           "default_output", "open_reader", "parse_time", "pick_backend"]
+__all__ = ["BACKENDS", "DEFAULT_SMOOTH", "OUTPUT_EXTENSIONS", "X264_PRESETS", "OpenCVReader", "OpenCVWriter",
+           "PyAVReader", "PyAVWriter", "TemporalSmoother", "VideoConfig", "VideoError", "VideoInfo", "VideoResult",
+           "check_input", "colorize_video", "default_output", "open_reader", "parse_time", "pick_backend"]

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from .. import color
 from ..atomic import OutputExists, publish
+from ..defaults import BATCH_SIZE, FILM_RENDER_FACTOR, OUTPUT_SUFFIX
 from .temporal import DEFAULT_SMOOTH
 
-DEFAULT_VIDEO_RENDER_FACTOR = 21  # DeOldify's video default: lower than photos, fast and steadier
-OUTPUT_SUFFIX = "_color"
 OUTPUT_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv")  # containers that hold H.264
 BACKENDS = ("pyav", "opencv")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -26,14 +25,14 @@ class VideoError(Exception):
 
 @dataclass(frozen=True)
 class VideoConfig:
-    render_factor: int = DEFAULT_VIDEO_RENDER_FACTOR
+    render_factor: int = FILM_RENDER_FACTOR
     smooth: float = DEFAULT_SMOOTH  # 0 = frame by frame
     crf: int = 18  # x264 quality: 18 is visually lossless, 23 is FFmpeg's default
     preset: str = "medium"  # x264 speed/size trade-off: ultrafast … veryslow
     start: float = 0.0  # seconds into the source
     duration: float | None = None  # seconds to colorize from start; None = to the end
     backend: str = "pyav"  # pyav | opencv
-    batch_size: int = 4  # frames per network call
+    batch_size: int = BATCH_SIZE  # frames per network call
     overwrite: bool = False
     hints: tuple = ()  # ((seconds, (hints.Hint, ...)), ...): colour hints from that frame to its shot's end
 
