@@ -9,6 +9,7 @@ _EXPORTS = {
     "Colorizer": "engine",
     "InferenceConfig": "engine",
     "colorize_image": "engine",
+    "Hint": "hints",
     "create_model": "model",
     "ModelConfig": "model",
     "load_model": "weights",

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import color
 from .defaults import BATCH_SIZE, PHOTO_RENDER_FACTOR
-from .hints import HintError, check_inside, hint_planes
+from .hints import HintError, as_hints, check_inside, hint_planes
 from .propagation import propagate
 from .reference import Palette
 
@@ -247,6 +247,7 @@ class Colorizer:
             return [None] * len(l_full)
         if len(hints) != len(l_full):
             raise ValueError(f"{len(hints)} hint lists for {len(l_full)} images")
+        hints = [as_hints(h) if h else None for h in hints]
         if any(hints) and not self.takes_hints:
             raise HintError("this model takes no colour hints (it was trained without them)")
         for h, l in zip(hints, l_full):
@@ -276,8 +277,9 @@ class Colorizer:
         height and width (RGBA if the input had alpha, which is kept). A colour input is re-coloured
         from its luminance.
 
-        hints: hints.Hint points ("this spot was this colour", in the image's pixels); reference: an RGB photo
-        whose palette the result should follow (reference.Palette)."""
+        hints: points that say "this spot was this colour", in the image's pixels: hints.Hint objects,
+        "120,340=#a03020" strings or {"x": 120, "y": 340, "color": "navy"} dicts; reference: an RGB photo whose
+        palette the result should lean towards (reference.Palette)."""
         return self.colorize_batch([image], render_factor, 1, [hints] if hints else None, reference)[0]
 
 

@@ -77,6 +77,19 @@ def parse_points(data) -> list[Hint]:
     return hints
 
 
+def as_hints(items) -> list[Hint]:
+    """What the Python API takes: Hint objects, '120,340=#a03020' strings or {"x", "y", "color"} dicts."""
+    out = []
+    for item in items:
+        if isinstance(item, Hint):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(parse_hint(item))
+        else:
+            out += parse_points([item])
+    return out
+
+
 def parse_hints_json(data) -> tuple[list[Hint], str | None]:
     """The `--hints` JSON, already decoded -> (hints, reference path or None)."""
     if not isinstance(data, dict):

@@ -303,3 +303,11 @@ def test_propagation_stops_at_edges_and_needs_a_hint():
     out = propagate(ab, l, planes)
     assert np.allclose(out[65:175, 45:155], (40.0, -30.0), atol=3)
     assert np.allclose(out[:40], 5.0, atol=0.5) and np.allclose(out[:, 200:], 5.0, atol=0.5)
+
+
+def test_the_python_api_takes_hints_as_objects_strings_or_dicts(hint_model_file, gray_photo):
+    from recolor import Colorizer, Hint
+    colorizer = Colorizer.from_pretrained(str(hint_model_file), "cpu", runtime="torch")
+    as_object = colorizer.colorize(gray_photo, 10, hints=[Hint(100.0, 100.0, color_ab("red"))])
+    assert np.array_equal(as_object, colorizer.colorize(gray_photo, 10, hints=["100,100=red"]))
+    assert np.array_equal(as_object, colorizer.colorize(gray_photo, 10, hints=[{"x": 100, "y": 100, "color": "red"}]))
