@@ -106,12 +106,9 @@ class Encoder(nn.Module):
                 stem.bias.copy_(conv.bias)
         setattr(parent, attr, stem)
 
-    def forward(self, x: torch.Tensor, stem_extra: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """stem_extra: added to the first stage's output (stride 2), so it flows through the whole encoder."""
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []
-        for i, stage in enumerate(self.stages):
+        for stage in self.stages:
             x = stage(x)
-            if i == 0 and stem_extra is not None:
-                x = x + stem_extra
             features.append(x)
         return features  # strides 2, 4, 8, 16, 32

@@ -104,25 +104,20 @@ class ResBlock(nn.Module):
 
 
 class HintBranch(nn.Module):
-    """Colour hints (B, 3, H, W): a/AB_SCALE, b/AB_SCALE and a mask, zero where no hint is given.
+    """Colour hints (B, 3, H, W): a/AB_SCALE, b/AB_SCALE and a mask, zero where no hint is given, added just
+    before the full-resolution head (Zhang et al. 2017 feed hints to the network; propagation.py then spreads
+    each hint's correction over its region). The conv is bias-free and zero-initialised, so no hints (all
+    zeros) add exactly zero, whatever was learned: a model without hints gives the same output, and old weights
+    load with the branch at zero. An early entry as well (added to the encoder's stride-2 features) was trained
+    and measured: it moved colours far from the hint and scored worse (weights/README.md), so there is none."""
 
-    Two entries, as in Zhang et al. 2017 the hints enter early (so they spread through the encoder to the whole
-    region) and late (so a hinted spot gets its colour exactly): a small conv stack added to the encoder's
-    stride-2 features, and one conv added just before the full-resolution head. Every conv is bias-free and the
-    last of each is zero-initialised, so no hints (all zeros) add exactly zero, whatever was learned: a model
-    without hints gives the same output, and old weights load with the branch at zero."""
-
-    def __init__(self, stem_channels: int, head_channels: int, width: int = 16):
+    def __init__(self, head_channels: int):
         super().__init__()
-        # cheap on purpose (~0.1 GFLOP at 560 px): the graph runs it on every call, hints or not
-        self.early = nn.Sequential(nn.Conv2d(3, width, 3, stride=2, padding=1, bias=False), nn.ReLU(inplace=True),
-                                   nn.Conv2d(width, stem_channels, 1, bias=False))
-        self.late = nn.Conv2d(3, head_channels, 3, padding=1, bias=False)
-        nn.init.zeros_(self.early[-1].weight)
-        nn.init.zeros_(self.late.weight)
+        self.conv = nn.Conv2d(3, head_channels, 3, padding=1, bias=False)
+        nn.init.zeros_(self.conv.weight)
 
-    def forward(self, hints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.early(hints), self.late(hints)  # (B, C0, H/2, W/2), (B, head, H, W)
+    def forward(self, hints: torch.Tensor) -> torch.Tensor:
+        return self.conv(hints)  # (B, head, H, W)
 
 
 # ---------------------------------------------------------------------------------------------- generator
@@ -178,22 +173,19 @@ class Generator(nn.Module):
         self.final_up = PixelShuffleUp(up_in, config.head_channels, config.blur)
         self.final_res = ResBlock(config.head_channels + 1)  # + the input L, as DeOldify's last_cross
         self.head = nn.Conv2d(config.head_channels + 1, 2, 1)
-        self.hints = HintBranch(skips[0], config.head_channels + 1) if config.hints else None
+        self.hints = HintBranch(config.head_channels + 1) if config.hints else None
 
     def forward(self, l: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        if hints is not None and self.hints is None:
+            raise ValueError("this model takes no colour hints")
         x = (l / 100.0 - L_MEAN) / L_STD
-        early = late = None
-        if hints is not None:
-            if self.hints is None:
-                raise ValueError("this model takes no colour hints")
-            early, late = self.hints(hints)
-        features = self.encoder(x, early)
+        features = self.encoder(x)
         y = self.middle(features[-1])
         for block, skip in zip(self.blocks, reversed(features[:-1])):
             y = block(y, skip)
         y = torch.cat([self.final_up(y), x], dim=1)
-        if late is not None:
-            y = y + late
+        if hints is not None:
+            y = y + self.hints(hints)
         return self.head(self.final_res(y)) * AB_SCALE
 
 

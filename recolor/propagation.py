@@ -24,19 +24,18 @@ FADE = 1e-5  # ε: how quickly a correction fades with distance in flat regions 
 # 16 val photos with 10 simulated hints (PSNR 29.07 dB; 0.125: 29.00, 0.5: 28.98, 2: 28.74, 8: 28.61; ε 1e-6 and
 # grids of 128 or 256 px no better), then reported on val_ood (benchmarks/README.md).
 EDGE_SIGMA_SCALE = 0.25
+SPREAD_PX = 4  # the hinted area is grown by this much (render px) before the correction is taken (_widened)
 
 
 def propagate(ab: np.ndarray, l_small: np.ndarray, planes: np.ndarray) -> np.ndarray:
     """ab (h, w, 2) predicted at render size, L (h, w) at the same size, hint planes (3, h, w) as made by
     hints.hint_planes (a/AB_SCALE, b/AB_SCALE, mask) -> ab corrected to agree with the hints."""
-    from .hints import AB_SCALE
-    mask = planes[2] > 0
-    if not mask.any():
+    if not (planes[2] > 0).any():
         return ab
     h, w = l_small.shape
     scale = min(1.0, SOLVE_SIDE / max(h, w))
     gh, gw = max(2, round(h * scale)), max(2, round(w * scale))
-    target = planes[:2].transpose(1, 2, 0) * AB_SCALE  # (h, w, 2)
+    mask, target = _widened(planes, SPREAD_PX)
     residual = np.where(mask[..., None], target - ab, 0).astype(np.float32)
     # onto the grid: the mean correction of the hinted pixels that fall in each grid cell
     weight = cv2.resize(mask.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
@@ -46,6 +45,19 @@ def propagate(ab: np.ndarray, l_small: np.ndarray, planes: np.ndarray) -> np.nda
     l_grid = cv2.resize(l_small.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
     field = _solve(l_grid, hinted, c)
     return (ab + cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)).astype(np.float32)
+
+
+def _widened(planes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """The hinted area grown by `radius` px, and the hint colour over it ((h, w) bool, (h, w, 2) a/b).
+
+    The network follows a hint on the hinted pixels themselves (its hint input), so the correction there
+    is about zero; a few pixels out, where its own guess shows again, is where the correction to spread is."""
+    from .hints import AB_SCALE
+    size = (2 * radius + 1, 2 * radius + 1)
+    count = cv2.boxFilter(planes[2], -1, size, normalize=False)
+    sums = [cv2.boxFilter(planes[i] * planes[2], -1, size, normalize=False) for i in (0, 1)]
+    target = np.stack(sums, axis=-1) / np.maximum(count, 1e-6)[..., None] * AB_SCALE
+    return count > 1e-6, target.astype(np.float32)
 
 
 def _solve(l_grid: np.ndarray, hinted: np.ndarray, c: np.ndarray) -> np.ndarray:

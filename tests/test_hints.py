@@ -22,8 +22,7 @@ def hint_model_file(tmp_path_factory):
     torch.manual_seed(0)
     model = create_model(ModelConfig(hints=True))
     with torch.no_grad():
-        model.hints.late.weight.normal_(0, 0.5)
-        model.hints.early[-1].weight.normal_(0, 0.5)
+        model.hints.conv.weight.normal_(0, 0.5)
     return save_weights(model, tmp_path_factory.mktemp("hint-model") / "hinted.safetensors", half=False)
 
 
@@ -99,9 +98,7 @@ def test_no_hints_give_exactly_the_model_without_hint_inputs():
     missing = hinted.load_state_dict(plain.state_dict(), strict=False).missing_keys
     assert missing and all(k.startswith("hints.") for k in missing)
     with torch.no_grad():
-        hinted.hints.late.weight.normal_()  # whatever the branch learned, zero planes add nothing
-        hinted.hints.early[0].weight.normal_()
-        hinted.hints.early[-1].weight.normal_()
+        hinted.hints.conv.weight.normal_()  # whatever the branch learned, zero planes add nothing
         l = torch.rand(2, 1, 64, 96) * 100
         assert torch.equal(plain(l), hinted(l, torch.zeros(2, 3, 64, 96)))
         assert torch.equal(plain(l), hinted(l))
@@ -263,8 +260,7 @@ def test_training_teaches_the_hint_branch_at_its_own_learning_rate(tmp_path):
     train(TrainConfig.from_dict({**tiny_settings(tmp_path / "train", tmp_path / "val", stage="pretrain"),
                                  "out": str(run)}))
     ckpt = torch.load(run / "last.ckpt", weights_only=True)
-    late = ckpt["generator"]["hints.late.weight"]
-    assert late.abs().max() > 0  # started at zero, learned from the sampled hints
+    assert ckpt["generator"]["hints.conv.weight"].abs().max() > 0  # started at zero, learned from the sampled hints
     groups = ckpt["g_opt"]["param_groups"]
     assert len(groups) == 3 and groups[2]["lr_mult"] == HINT_LR_MULT
 
@@ -311,3 +307,16 @@ def test_the_python_api_takes_hints_as_objects_strings_or_dicts(hint_model_file,
     as_object = colorizer.colorize(gray_photo, 10, hints=[Hint(100.0, 100.0, color_ab("red"))])
     assert np.array_equal(as_object, colorizer.colorize(gray_photo, 10, hints=["100,100=red"]))
     assert np.array_equal(as_object, colorizer.colorize(gray_photo, 10, hints=[{"x": 100, "y": 100, "color": "red"}]))
+
+
+def test_the_shipped_default_takes_hints_and_a_red_hint_holds_there_only():
+    from recolor import color
+    from recolor.engine import Colorizer
+    colorizer = Colorizer.from_pretrained("default", "cpu")  # the CPU runtime, as a user gets it
+    assert colorizer.takes_hints
+    gray = square_scene()
+    red = parse_hint("100,120=#ff0000")
+    before, after = colorizer.colorize(gray, 10), colorizer.colorize(gray, 10, hints=[red])
+    ab = color.ab_of(after.astype(np.float32) / 255)
+    assert np.abs(ab[70:170, 50:150].reshape(-1, 2) - np.array(red.ab)).max() < 10
+    assert np.array_equal(after[:, 200:], before[:, 200:])

@@ -273,8 +273,7 @@ def save_hint_model(folder: Path) -> Path:
     torch.manual_seed(0)
     model = create_model(ModelConfig(hints=True))
     with torch.no_grad():
-        model.hints.late.weight.normal_(0, 0.5)
-        model.hints.early[-1].weight.normal_(0, 0.5)
+        model.hints.conv.weight.normal_(0, 0.5)
     return save_weights(model, folder / "hinted.safetensors", half=False)
 
 
