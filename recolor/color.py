@@ -10,6 +10,8 @@ import numpy as np
 
 from .defaults import RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
 
+AB_SCALE = 100.0  # networks see a/b divided by this: the generator's head predicts it, the hint planes carry it
+
 
 def unit_float(pixels: np.ndarray) -> np.ndarray:
     """uint8, uint16 or float pixels -> float32 in [0, 1]."""

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from . import color
+from .color import AB_SCALE
+from .defaults import MAX_PIXELS
 
-AB_SCALE = 100.0  # as model.AB_SCALE (not imported: that would load torch)
 PATCH_RADIUS = 2  # a user's hint covers a 5×5 patch at render size: training patches are 1-9 px
 
 
@@ -131,7 +132,7 @@ class Guide:
 
 
 def load_guide(hint_args: list[str] | None = None, hints_file: str | Path | None = None,
-               reference: str | Path | None = None, max_pixels: int | None = None) -> Guide:
+               reference: str | Path | None = None, max_pixels: int = MAX_PIXELS) -> Guide:
     """--hint (repeatable), --hints FILE and --reference FILE -> a Guide; a reference named in the file is used
     unless --reference is given. Raises HintError (one line) for anything unusable."""
     from .images import ImageError, read_image
@@ -143,7 +144,7 @@ def load_guide(hint_args: list[str] | None = None, hints_file: str | Path | None
     ref_rgb = None
     if reference is not None:
         try:
-            ref_rgb = read_image(reference, max_pixels) if max_pixels else read_image(reference)
+            ref_rgb = read_image(reference, max_pixels)
         except ImageError as e:
             raise HintError(f"reference photo: {e}") from None
     return Guide(tuple(points), ref_rgb)

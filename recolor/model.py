@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .color import AB_SCALE
 from .encoders import Encoder
 
-AB_SCALE = 100.0  # the head predicts ab / AB_SCALE
 L_MEAN, L_STD = 0.449, 0.226  # ImageNet mean/std averaged over RGB, for L/100 fed to a 1-channel stem
 
 

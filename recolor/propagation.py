@@ -17,6 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .color import AB_SCALE
+
 SOLVE_SIDE = 192  # long side of the grid the system is solved on
 HINT_WEIGHT = 100.0  # λ: hints hold almost exactly
 FADE = 1e-5  # ε: how quickly a correction fades with distance in flat regions (~1/sqrt(ε) grid px)
@@ -52,7 +54,6 @@ def _widened(planes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
 
     The network follows a hint on the hinted pixels themselves (its hint input), so the correction there
     is about zero; a few pixels out, where its own guess shows again, is where the correction to spread is."""
-    from .hints import AB_SCALE
     size = (2 * radius + 1, 2 * radius + 1)
     count = cv2.boxFilter(planes[2], -1, size, normalize=False)
     sums = [cv2.boxFilter(planes[i] * planes[2], -1, size, normalize=False) for i in (0, 1)]
