@@ -85,9 +85,18 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return np.ascontiguousarray(upright(image, orientation))
 
 
+TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations whose stored rows are the shown columns
+
+
+def upright_size(path: Path) -> tuple[int, int]:
+    """(width, height) as a viewer shows the photo (EXIF orientation applied), from the header alone."""
+    width, height, orientation = probe(path)
+    return (height, width) if orientation in TRANSPOSED else (width, height)
+
+
 def upright(image: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1-8, as Pillow's ImageOps.exif_transpose does) to an H×W(×C) array."""
-    if orientation in (5, 6, 7, 8):  # the stored rows are the shown columns
+    if orientation in TRANSPOSED:
         image = image.swapaxes(0, 1)
     flip_rows, flip_cols = {2: (False, True), 3: (True, True), 4: (True, False), 6: (False, True),
                             7: (True, True), 8: (True, False)}.get(orientation, (False, False))

@@ -84,15 +84,14 @@ app.command("colorize", help="Alias of `recolor image`.")(image_command)
 def read_guide(hint: list[str] | None, hints_file: Path | None, reference: Path | None, plan, max_pixels: int):
     """--hint/--hints/--reference -> a hints.Guide, checked against the one photo hints are for."""
     from ..hints import HintError, check_inside, load_guide
-    from ..images import ImageError, probe
+    from ..images import ImageError, upright_size
     try:
         guide = load_guide(hint, hints_file, reference, max_pixels)
         if guide.hints:
             if len(plan.jobs) != 1 or plan.errors:
                 fail("--hint/--hints place points on one photo: give exactly one input photo "
                      "(--reference alone works for many)")
-            width, height, orientation = probe(plan.jobs[0].source)
-            check_inside(list(guide.hints), *((height, width) if orientation >= 5 else (width, height)))
+            check_inside(list(guide.hints), *upright_size(plan.jobs[0].source))
     except (HintError, ImageError) as e:
         fail(str(e))
     return guide
