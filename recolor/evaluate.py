@@ -111,16 +111,12 @@ def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = PHOTO
     batch: list[tuple[Path, np.ndarray, np.ndarray]] = []
 
     def flush() -> None:
-        grays = [g for _, _, g in batch]
-        preds = colorizer.colorize_batch(grays, render_factor, batch_size)
-        for (path, truth, gray), pred in zip(batch, preds):
-            result.rows.append(score_photo(path.name, source_of(path), truth, gray, pred[:, :, :3], baseline))
-        for count in hint_counts:
-            hints = [hinted(path.name, truth, count) for path, truth, _ in batch]
-            for row, hinted_pred, (_, truth, _) in zip(result.rows[-len(batch):], colorizer.colorize_batch(
-                    grays, render_factor, batch_size, hints), batch):
-                scores = metrics.image_metrics(truth, hinted_pred[:, :, :3])
-                row.update({f"hints{count}_{k}": scores[k] for k in ("delta_e", "psnr")})
+        preds = colorizer.colorize_batch([g for _, _, g in batch], render_factor, batch_size)
+        rows = [score_photo(path.name, source_of(path), truth, gray, pred[:, :, :3], baseline)
+                for (path, truth, gray), pred in zip(batch, preds)]
+        if hint_counts:
+            score_with_hints(colorizer, batch, rows, hint_counts, render_factor, batch_size)
+        result.rows += rows
         for (path, truth, gray), pred in zip(batch, preds):
             if len(result.samples) < samples:
                 result.samples.append((gray, pred[:, :, :3], truth))
@@ -144,11 +140,25 @@ def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = PHOTO
     return result
 
 
-def hinted(name: str, truth: np.ndarray, count: int) -> list:
-    """`count` hints simulated from a photo's true colours, seeded by its name (the same for every model)."""
+def score_with_hints(colorizer, batch: list[tuple[Path, np.ndarray, np.ndarray]], rows: list[dict],
+                     counts: Sequence[int], render_factor: int, batch_size: int) -> None:
+    """Colorize the batch's gray photos again with each count of simulated hints; add `hints<N>_delta_e` and
+    `hints<N>_psnr` to their rows."""
+    grays = [gray for _, _, gray in batch]
+    truth_ab = [color.ab_of(truth.astype(np.float32) / 255.0) for _, truth, _ in batch]  # once, for every count
+    for count in counts:
+        hints = [hinted(path.name, ab, count) for (path, _, _), ab in zip(batch, truth_ab)]
+        preds = colorizer.colorize_batch(grays, render_factor, batch_size, hints)
+        for row, pred, (_, truth, _) in zip(rows, preds, batch):
+            row[f"hints{count}_delta_e"] = metrics.delta_e2000(truth, pred[:, :, :3])
+            row[f"hints{count}_psnr"] = metrics.psnr(truth, pred[:, :, :3])
+
+
+def hinted(name: str, truth_ab: np.ndarray, count: int) -> list:
+    """`count` hints simulated from a photo's true a/b, seeded by its name (the same for every model)."""
     from .hints import simulated_hints
     rng = np.random.default_rng([zlib.crc32(name.encode()), count])
-    return simulated_hints(color.ab_of(truth.astype(np.float32) / 255.0), count, rng)
+    return simulated_hints(truth_ab, count, rng)
 
 
 def evaluate(config: EvalConfig, on_photo: Callable[[Path], None] | None = None) -> EvalResult:
