@@ -1,8 +1,10 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from recolor.encoders import Encoder, PretrainedWeightsError
-from recolor.model import MODELS, ModelConfig, apply_spectral_norm, create_model, inference_state_dict
+from recolor.model import (MODELS, ModelConfig, PixelShuffleUp, apply_spectral_norm, create_model,
+                           inference_state_dict)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -33,6 +35,19 @@ def test_baked_spectral_norm_matches_the_parametrized_model():
     l = torch.rand(1, 1, 64, 64) * 100
     with torch.no_grad():
         assert torch.allclose(model(l), plain(l), atol=1e-4)
+
+
+def test_upsample_is_a_1x1_conv_then_pixel_shuffle():
+    """PixelShuffleUp runs as one transposed conv; it must equal the textbook conv, ReLU, shuffle, blur."""
+    torch.manual_seed(0)
+    up = PixelShuffleUp(6, 5)
+    torch.nn.init.normal_(up.conv.weight)
+    torch.nn.init.normal_(up.conv.bias)  # ICNR starts the biases at 0: make each sub-pixel's differ
+    x = torch.randn(2, 6, 7, 9)
+    shuffled = F.relu(F.pixel_shuffle(up.conv(x), 2))
+    expected = F.avg_pool2d(F.pad(shuffled, (1, 0, 1, 0), mode="replicate"), 2, stride=1)
+    with torch.no_grad():
+        assert torch.allclose(up(x), expected, atol=1e-5)
 
 
 def test_self_attention_and_config_round_trip():

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import BATCH_SIZE, FILM_RENDER_FACTOR, OUTPUT_SUFFIX
+from ..defaults import BATCH_SIZE, FILM_RENDER_FACTOR, OUTPUT_SUFFIX, X264_CRF, X264_PRESET
 from .app import app, console, fail, load_colorizer
 from .options import (DeviceOpt, ModelOpt, PrecisionOpt, RenderFactorOpt, RuntimeOpt, batch_size_option,
                       overwrite_option)
@@ -34,10 +34,10 @@ def video_command(
         "Temporal smoothing strength (0 = frame by frame). [default: measured, see README]"))] = None,
     no_smooth: Annotated[bool, typer.Option(
         "--no-smooth", help="Colour each frame alone (same as --smooth 0).")] = False,
-    crf: Annotated[int, typer.Option("--crf", min=0, max=51, help="H.264 quality: lower is better and bigger.")] = 18,
+    crf: Annotated[int, typer.Option("--crf", min=0, max=51, help="H.264 quality: lower is better and bigger.")] = X264_CRF,
     preset: Annotated[str, typer.Option("--preset", help=(
         "x264 speed/size: ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow, "
-        "placebo."))] = "medium",
+        "placebo."))] = X264_PRESET,
     start: Annotated[Optional[str], typer.Option(
         "--start", help="Start at this time: seconds or [HH:]MM:SS.")] = None,
     duration: Annotated[Optional[str], typer.Option(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import color
 from ..atomic import OutputExists, publish
-from ..defaults import BATCH_SIZE, FILM_RENDER_FACTOR, OUTPUT_SUFFIX
+from ..defaults import BATCH_SIZE, FILM_RENDER_FACTOR, OUTPUT_SUFFIX, X264_CRF, X264_PRESET
 from .temporal import DEFAULT_SMOOTH
 
 OUTPUT_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv")  # containers that hold H.264
@@ -27,8 +27,8 @@ class VideoError(Exception):
 class VideoConfig:
     render_factor: int = FILM_RENDER_FACTOR
     smooth: float = DEFAULT_SMOOTH  # 0 = frame by frame
-    crf: int = 18  # x264 quality: 18 is visually lossless, 23 is FFmpeg's default
-    preset: str = "medium"  # x264 speed/size trade-off: ultrafast … veryslow
+    crf: int = X264_CRF
+    preset: str = X264_PRESET  # x264 speed/size trade-off: ultrafast … veryslow
     start: float = 0.0  # seconds into the source
     duration: float | None = None  # seconds to colorize from start; None = to the end
     backend: str = "pyav"  # pyav | opencv

@@ -27,6 +27,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -61,12 +62,24 @@ def flow(dis: cv2.DISOpticalFlow, src8: np.ndarray, dst8: np.ndarray) -> np.ndar
     return dis.calc(src8, dst8, None)
 
 
+@lru_cache(maxsize=4)
+def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's x and y (float32, read-only): made once per frame size, not once per warp."""
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx.flags.writeable = gy.flags.writeable = False
+    return gx, gy
+
+
 def warp(image: np.ndarray, flow_field: np.ndarray) -> np.ndarray:
     """Sample image at x + flow(x): brings a neighbouring frame's content into this frame's geometry."""
-    h, w = flow_field.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = pixel_grid(*flow_field.shape[:2])
     return cv2.remap(image, gx + flow_field[..., 0], gy + flow_field[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
+
+
+def squared_length(v: np.ndarray) -> np.ndarray:
+    """|v|² of (H, W, 2) vectors; einsum, because np.sum over a last axis of 2 is several times slower."""
+    return np.einsum("...k,...k->...", v, v)
 
 
 def reliable_mask(flow_b: np.ndarray, flow_f: np.ndarray, l_cur: np.ndarray, l_prev_warped: np.ndarray) -> np.ndarray:
@@ -76,10 +89,10 @@ def reliable_mask(flow_b: np.ndarray, flow_f: np.ndarray, l_cur: np.ndarray, l_p
     its luminance matches the warped previous frame (same surface), and it lands inside the previous frame."""
     h, w = flow_b.shape[:2]
     flow_f_back = warp(flow_f, flow_b)  # forward flow at the point each pixel came from
-    round_trip = np.sum((flow_b + flow_f_back) ** 2, axis=-1)
-    consistent = round_trip < FB_ALPHA * (np.sum(flow_b ** 2, -1) + np.sum(flow_f_back ** 2, -1)) + FB_BETA
+    round_trip = squared_length(flow_b + flow_f_back)
+    consistent = round_trip < FB_ALPHA * (squared_length(flow_b) + squared_length(flow_f_back)) + FB_BETA
     same_surface = np.abs(l_cur - l_prev_warped) < L_TOLERANCE
-    gx, gy = np.meshgrid(np.arange(w), np.arange(h))
+    gx, gy = pixel_grid(h, w)
     x, y = gx + flow_b[..., 0], gy + flow_b[..., 1]
     inside = (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)  # within half a pixel: border replicate is fine
     return consistent & same_surface & inside
