@@ -182,7 +182,7 @@ class GrayAdapter(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, l: torch.Tensor) -> torch.Tensor:
+    def forward(self, l: torch.Tensor, hints: None = None) -> torch.Tensor:  # the engine passes hints=None
         return self.net((l / 100.0).expand(-1, 3, -1, -1))[:, :2]
 
 
