@@ -69,16 +69,28 @@ def strips(height: int):
 def luminance(image: np.ndarray) -> np.ndarray:
     """L channel (H, W) float32 in [0, 100] of any supported image.
 
-    8-bit gray (the usual B&W photo or film frame) is a table lookup: 256 values, each converted by OpenCV,
-    so the result is identical to the full conversion. Anything else is converted strip by strip."""
+    8-bit gray (the usual B&W photo; a film frame or a scan stored as RGB with R = G = B) is a table lookup:
+    256 values, each converted by OpenCV, so the result is identical to the full conversion. Anything else is
+    converted strip by strip."""
     check_image(image)
     if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] == 1):
         return _gray8_to_l()[image.reshape(image.shape[:2])]
+    if image.dtype == np.uint8 and _is_gray_rgb(image):
+        return _gray8_to_l()[image[:, :, 0]]
     l = np.empty(image.shape[:2], np.float32)
     for rows in strips(image.shape[0]):
         rgb, _ = to_float_rgb(image[rows])
         l[rows] = rgb_to_lab(rgb)[:, :, 0]
     return l
+
+
+def _is_gray_rgb(image: np.ndarray) -> bool:
+    """R = G = B everywhere (alpha aside); strip by strip, so a colour photo stops at its first colour strip."""
+    for rows in strips(image.shape[0]):
+        r, g, b = image[rows, :, 0], image[rows, :, 1], image[rows, :, 2]
+        if not (np.array_equal(r, g) and np.array_equal(g, b)):
+            return False
+    return True
 
 
 _GRAY8_L: list[np.ndarray] = []

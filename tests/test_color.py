@@ -80,6 +80,10 @@ def test_gray8_luminance_lookup_equals_the_full_conversion():
     full = color.rgb_to_lab(color.to_float_rgb(gray)[0])[:, :, 0]
     assert np.array_equal(color.luminance(gray), full)
     assert np.array_equal(color.luminance(gray[:, :, None]), full)
+    rgba = np.dstack([gray, gray, gray, np.full_like(gray, 7)])  # gray stored as RGB(A): the same lookup
+    assert np.array_equal(color.luminance(rgba), full)
+    rgba[299, 256, 1] ^= 1  # one coloured pixel in the last strip: the full conversion, which differs there
+    assert np.array_equal(color.luminance(rgba), color.rgb_to_lab(color.to_float_rgb(rgba)[0])[:, :, 0])
 
 
 def test_strip_by_strip_equals_whole_image(monkeypatch):
