@@ -6,9 +6,10 @@
   model.PixelShuffleUp; the old form is rebuilt here only to time it);
 - a 15-channel head, so the full-resolution res block has 16 channels (15 + L) instead of 17.
 
-Random weights (speed does not depend on them), the shipped architecture otherwise (hint input included), fp32, all cores, spinning off
-as the engine runs it. Sizes: a 640×480 film frame at rf 21 (384×288, batches of 4) and a 1920×1080 photo at rf
-35 (736×416). Each variant is timed against the old graph in alternation; medians of the per-pair ratios.
+Random weights (speed does not depend on them), the shipped architecture otherwise (hint input included),
+fp32, all cores, spinning off as the engine runs it. Sizes: a 640×480 film frame at rf 21 (384×288, batches
+of 4) and a 1920×1080 photo at rf 35 (736×416). Each variant is timed against the old graph in alternation;
+medians of the per-pair ratios.
 """
 from __future__ import annotations
 

@@ -29,9 +29,10 @@ from .common import SHARED_DATA
 def without_channel(state: dict, channels: int, k: int) -> dict:
     """The state dict with head channel k (of `channels`; L, the last of channels + 1, stays) removed."""
     keep = [c for c in range(channels + 1) if c != k]
-    up = [c * 4 + i for c in range(channels) if c != k for i in range(4)]  # pixel shuffle: channel c is c·4 + sub-pixel
+    up = [c * 4 + i for c in range(channels) if c != k for i in range(4)]  # shuffled channel c: conv's c·4 + i
     s = dict(state)
-    s["final_up.conv.weight"], s["final_up.conv.bias"] = state["final_up.conv.weight"][up], state["final_up.conv.bias"][up]
+    for name in ("final_up.conv.weight", "final_up.conv.bias"):
+        s[name] = state[name][up]
     for conv in ("final_res.body.0.0", "final_res.body.1.0"):
         s[conv + ".weight"] = state[conv + ".weight"][keep][:, keep]
         s[conv + ".bias"] = state[conv + ".bias"][keep]

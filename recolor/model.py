@@ -140,7 +140,7 @@ class ModelConfig:
     spectral_norm: bool = True  # applied to decoder convs while training (baked into saved weights)
     blur: bool = True
     # width at full resolution before the a/b head; + L makes 16, a multiple of ORT's blocked-conv width (16 on
-    # AVX-512, 8 on AVX2): 17 channels ran the full-resolution res block 13% slower overall
+    # AVX-512, 8 on AVX2): with 17 the whole network ran 1.10-1.15× slower (benchmarks/head_levers.py)
     head_channels: int = 15
     hints: bool = False  # takes colour hints (HintBranch) as a second input
 

@@ -34,7 +34,8 @@ def video_command(
         "Temporal smoothing strength (0 = frame by frame). [default: measured, see README]"))] = None,
     no_smooth: Annotated[bool, typer.Option(
         "--no-smooth", help="Colour each frame alone (same as --smooth 0).")] = False,
-    crf: Annotated[int, typer.Option("--crf", min=0, max=51, help="H.264 quality: lower is better and bigger.")] = X264_CRF,
+    crf: Annotated[int, typer.Option(
+        "--crf", min=0, max=51, help="H.264 quality: lower is better and bigger.")] = X264_CRF,
     preset: Annotated[str, typer.Option("--preset", help=(
         "x264 speed/size: ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow, "
         "placebo."))] = X264_PRESET,
