@@ -1,0 +1,62 @@
+"""Does a model add too much colour or too little for ΔE? Scale its predicted a/b and score each scale.
+
+    python -m benchmarks.chroma_scale [--model default] [--data ../shared/data/val_ood] [--every 6]
+
+Every `--every`-th photo of the folder is desaturated and colorized (rf 35, as `recolor eval`), then its a/b is
+multiplied by each scale (0 = the gray baseline, 1 = the model as it is) and scored with CIEDE2000 against the
+original, per source. For speed the photos are scored at 400 px on their long side, so the absolute figures
+differ a little from `recolor eval`'s; compare the scales with each other. A ΔE that falls as the scale drops
+below 1 says the colours the model adds are wrong often enough that less of them scores better.
+"""
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from recolor import Colorizer
+from recolor.evaluate import desaturate, source_of
+from recolor.images import find_images, read_image, to_rgb8
+
+from .common import SHARED_DATA
+
+SCALES = (0.0, 0.6, 0.8, 1.0, 1.2, 1.4)
+SIDE = 400  # px, long side the photos are scored at
+
+
+def shrink(rgb: np.ndarray) -> np.ndarray:
+    f = SIDE / max(rgb.shape[:2])
+    if f >= 1:
+        return rgb
+    return cv2.resize(rgb, (round(rgb.shape[1] * f), round(rgb.shape[0] * f)), interpolation=cv2.INTER_AREA)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA / "val_ood")
+    parser.add_argument("--every", type=int, default=6)
+    args = parser.parse_args()
+    colorizer = Colorizer.from_pretrained(args.model)
+    scores: dict[float, dict[str, list[float]]] = {s: defaultdict(list) for s in SCALES}
+    for path in find_images(args.data)[::args.every]:
+        truth = to_rgb8(read_image(path))
+        out = colorizer.colorize(desaturate(truth))
+        lab_truth, lab_out = rgb2lab(shrink(truth)), rgb2lab(shrink(out))
+        for s in SCALES:
+            scaled = lab_out.copy()
+            scaled[..., 1:] *= s
+            scores[s][source_of(path)].append(float(deltaE_ciede2000(lab_truth, scaled).mean()))
+    print(f"{args.model} on every {args.every}th photo of {args.data}: mean ΔE2000 by a/b scale")
+    for s in SCALES:
+        every = [v for values in scores[s].values() for v in values]
+        per = "  ".join(f"{k} {np.mean(v):.2f}" for k, v in sorted(scores[s].items()))
+        print(f"scale {s:.1f}: all ({len(every)}) {np.mean(every):.2f} | {per}")
+
+
+if __name__ == "__main__":
+    main()
