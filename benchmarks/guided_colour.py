@@ -28,10 +28,6 @@ from recolor.images import ImageError, find_images
 from recolor.reference import Palette
 
 
-def mean_only(ab: np.ndarray, palette: Palette, strength: float = 1.0) -> np.ndarray:
-    return palette.apply(ab, strength)
-
-
 def mean_and_spread(ab: np.ndarray, reference: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
     """Reinhard et al. 2001 on a/b: mean and (clamped) spread of the reference."""
     ref = color.ab_of(reference.astype(np.float32) / 255).reshape(-1, 2)
@@ -91,13 +87,13 @@ def main() -> None:
         ways = {"none": lambda ab: ab,
                 "mean + spread (x0.5-2)": lambda ab: mean_and_spread(ab, ref, (0.5, 2.0)),
                 "mean + spread (x0.8-1.25)": lambda ab: mean_and_spread(ab, ref, (0.8, 1.25)),
-                "mean only": lambda ab: mean_only(ab, same),
-                "3/4 of the mean shift": lambda ab: mean_only(ab, same, 0.75),
-                "half the mean shift (shipped)": lambda ab: mean_only(ab, same, 0.5),
-                "1/4 of the mean shift": lambda ab: mean_only(ab, same, 0.25),
+                "mean only": lambda ab: same.apply(ab, 1.0),
+                "3/4 of the mean shift": lambda ab: same.apply(ab, 0.75),
+                "half the mean shift (shipped)": lambda ab: same.apply(ab, 0.5),
+                "1/4 of the mean shift": lambda ab: same.apply(ab, 0.25),
                 "ceiling, own photo: mean + spread (x0.5-2)": lambda ab: mean_and_spread(ab, truth, (0.5, 2.0)),
-                "ceiling, own photo: mean only": lambda ab: mean_only(ab, own),
-                "ceiling, own photo: half the mean shift": lambda ab: mean_only(ab, own, 0.5)}
+                "ceiling, own photo: mean only": lambda ab: own.apply(ab, 1.0),
+                "ceiling, own photo: half the mean shift": lambda ab: own.apply(ab, 0.5)}
         for name, move in ways.items():
             scores[name].append(metrics.image_metrics(truth, colorize_with(colorizer, gray, move))["delta_e"])
     print(f"{len(scores['none'])} photos of {args.data}, model {args.model}, rf 35")

@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..serve import ServeConfig  # stdlib only: --help stays instant
 from .app import app, fail, load_colorizer
 from .options import DeviceOpt
 
@@ -12,8 +13,8 @@ from .options import DeviceOpt
 @app.command("serve")
 def serve_command(
     host: Annotated[str, typer.Option(
-        "--host", help="Address to listen on: 0.0.0.0 shares it on the network (with a token).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", help="Port (0: any free one).")] = 8000,
+        "--host", help="Address to listen on: 0.0.0.0 shares it on the network (with a token).")] = ServeConfig.host,
+    port: Annotated[int, typer.Option("--port", "-p", help="Port (0: any free one).")] = ServeConfig.port,
     model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help=(
         "Model(s) the page offers, the first by default (repeatable): default, a .safetensors file, or "
         "owner/repo[@rev]."))] = None,
@@ -22,13 +23,13 @@ def serve_command(
         "Required on every API call (the printed address carries it). Default: none on 127.0.0.1, a random one "
         "otherwise."))] = None,
     max_upload_mb: Annotated[float, typer.Option(
-        "--max-upload-mb", help="Largest photo upload (with its reference photo).")] = 50.0,
-    max_film_mb: Annotated[float, typer.Option("--max-film-mb", help="Largest film upload.")] = 1000.0,
+        "--max-upload-mb", help="Largest photo upload (with its reference photo).")] = ServeConfig.max_upload_mb,
+    max_film_mb: Annotated[float, typer.Option("--max-film-mb", help="Largest film upload.")] = ServeConfig.max_film_mb,
     max_pixels: Annotated[int, typer.Option(
-        "--max-pixels", min=1, help="Refuse photos larger than this many pixels.")] = 50_000_000,
+        "--max-pixels", min=1, help="Refuse photos larger than this many pixels.")] = ServeConfig.max_pixels,
 ) -> None:
     """A local web page for colorizing photos and films in a browser (and its HTTP API); prints its address."""
-    from ..serve import ServeConfig, ServeError, listen, run
+    from ..serve import ServeError, listen, run
     try:
         config = ServeConfig(host, port, token, max_upload_mb, max_film_mb, max_pixels)
         sock = listen(host, port)  # before the models load: a taken port fails in a blink
