@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .ab_classes import annealed_mean, bin_centres
 from .color import AB_SCALE
 from .encoders import Encoder
 
@@ -129,6 +130,21 @@ class HintBranch(nn.Module):
         return self.conv(hints)  # (B, head, H, W)
 
 
+class ClassHead(nn.Module):
+    """Stride-4 features (+ L) -> logits over the a/b bins of ab_classes (Zhang et al. 2016's 1×1 head, with one
+    3×3 conv for context). Its convs take no spectral norm: it would cap the logits and so how sure the
+    distribution can be."""
+
+    def __init__(self, channels: int, width: int = 128):
+        super().__init__()
+        centres = bin_centres()
+        self.register_buffer("centres", centres)
+        self.net = nn.Sequential(conv_relu(channels, width), conv_relu(width, width, 1), nn.Conv2d(width, len(centres), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 # ---------------------------------------------------------------------------------------------- generator
 @dataclass(frozen=True)
 class ModelConfig:
@@ -143,6 +159,10 @@ class ModelConfig:
     # AVX-512, 8 on AVX2): with 17 the whole network ran 1.10-1.15× slower (benchmarks/head_levers.py)
     head_channels: int = 15
     hints: bool = False  # takes colour hints (HintBranch) as a second input
+    # classify a/b into bins at stride 4 and decode the annealed mean (ab_classes.py, Zhang et al. 2016) instead
+    # of regressing a/b at full resolution; temperature: the annealing (1: the mean, towards 0: the mode)
+    colour_classes: bool = False
+    temperature: float = 0.38
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -177,16 +197,22 @@ class Generator(nn.Module):
         else:
             self.middle = nn.Identity()
         blocks, up_in = [], deep
-        for i, (skip, out) in enumerate(zip(reversed(skips[:-1]), config.decoder_channels)):
+        widths = config.decoder_channels[:3] if config.colour_classes else config.decoder_channels  # to stride 4
+        for i, (skip, out) in enumerate(zip(reversed(skips[:-1]), widths)):
             blocks.append(UpBlock(up_in, skip, out, config.blur, attention=config.attention and i == 0))
             up_in = out
         self.blocks = nn.ModuleList(blocks)
+        if config.colour_classes:
+            self.classes = ClassHead(up_in + 1)  # + L at stride 4
+            self.hints = HintBranch(up_in + 1) if config.hints else None
+            return
         self.final_up = PixelShuffleUp(up_in, config.head_channels, config.blur)
         self.final_res = ResBlock(config.head_channels + 1)  # + the input L, as DeOldify's last_cross
         self.head = nn.Conv2d(config.head_channels + 1, 2, 1)
         self.hints = HintBranch(config.head_channels + 1) if config.hints else None
 
-    def forward(self, l: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, l: torch.Tensor, hints: torch.Tensor | None = None, with_logits: bool = False):
+        """-> ab; with_logits (training a colour_classes model): (ab, the bin logits at stride 4)."""
         if hints is not None and self.hints is None:
             raise ValueError("this model takes no colour hints")
         x = (l / 100.0 - L_MEAN) / L_STD
@@ -194,17 +220,31 @@ class Generator(nn.Module):
         y = self.middle(features[-1])
         for block, skip in zip(self.blocks, reversed(features[:-1])):
             y = block(y, skip)
+        if self.config.colour_classes:
+            return self.classify(y, x, hints, with_logits)
         y = torch.cat([self.final_up(y), x], dim=1)
         if hints is not None:
             y = y + self.hints(hints)
         return self.head(self.final_res(y)) * AB_SCALE
 
+    def classify(self, y, x, hints, with_logits: bool):
+        """Stride-4 features -> bin logits -> annealed mean -> a/b upsampled to the input's size (chroma is
+        smooth; the engine upsamples it further anyway)."""
+        y = torch.cat([y, F.avg_pool2d(x, 4)], dim=1)
+        if hints is not None:  # a hint's mask and colour, area-averaged to stride 4
+            y = y + self.hints(F.avg_pool2d(hints, 4))
+        logits = self.classes(y)
+        ab = annealed_mean(logits, self.classes.centres, self.config.temperature)
+        ab = F.interpolate(ab, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return (ab, logits) if with_logits else ab
+
 
 def decoder_convs(model: Generator) -> list[nn.Conv2d]:
     """The convolutions spectral norm applies to: the decoder's, not the pretrained (batch-normed) encoder's,
-    nor the hint branch's (zero-initialised: a zero weight has no spectral norm to divide by)."""
+    nor the hint branch's (zero-initialised: a zero weight has no spectral norm to divide by), nor the class
+    head's (ClassHead)."""
     return [m for name, m in model.named_modules()
-            if isinstance(m, nn.Conv2d) and not name.startswith(("encoder.", "hints."))]
+            if isinstance(m, nn.Conv2d) and not name.startswith(("encoder.", "hints.", "classes."))]
 
 
 def apply_spectral_norm(model: Generator) -> Generator:

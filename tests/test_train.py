@@ -429,10 +429,10 @@ def test_cli_training_flags_reach_the_run_config(folders, tmp_path):
     from recolor.cli import app
     (tmp_path / "cfg.json").write_text(json.dumps(tiny_settings(*folders, pretrain_steps=2, stage="pretrain")))
     result = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "run"),
-                                      "--lr", "2e-4", "--zoom", "1.5", "--colour-weight", "0.25"])
+                                      "--lr", "2e-4", "--zoom", "1.5", "--colour-weight", "0.25", "--classes"])
     assert result.exit_code == 0, result.output
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert (stored["lr"], stored["zoom"], stored["colour_weight"]) == (2e-4, 1.5, 0.25)
+    assert (stored["lr"], stored["zoom"], stored["colour_weight"], stored["colour_classes"]) == (2e-4, 1.5, 0.25, True)
     assert stored["pretrain_steps"] == 2  # the rest still comes from --config
 
 

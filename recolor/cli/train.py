@@ -45,6 +45,9 @@ def train_command(
     hints: Annotated[Optional[bool], typer.Option("--hints/--no-hints", help=(
         "Colour-hint inputs, trained with hints drawn from each photo's own colours (default: on; fine-tuning a "
         "model without them adds them)."))] = None,
+    classes: Annotated[Optional[bool], typer.Option("--classes/--no-classes", help=(
+        "Predict colour as a distribution over a/b bins (Zhang et al. 2016) instead of regressing it; fine-tuning "
+        "a regression model converts it. Set its losses to the class loss alone with --config."))] = None,
     seed: Annotated[Optional[int], typer.Option("--seed")] = None,
     device: DeviceOpt = "auto",
     workers: Annotated[int, typer.Option("--workers", "-j", help="Data-loader processes (-1: half the cores).")] = -1,
@@ -59,7 +62,7 @@ def train_command(
                "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
                "batch_size": batch_size, "lr": lr, "zoom": zoom, "colour_weight": colour_weight,
                "perceptual": perceptual, "pretrained": pretrained, "amp": amp, "hints": hints,
-               "source_weights": source_weight and parse_weights(source_weight)}
+               "colour_classes": classes,               "source_weights": source_weight and parse_weights(source_weight)}
     given = {k: v for k, v in options.items() if v is not None}
     try:
         base = read_config_file(config) if config else {}

@@ -42,6 +42,9 @@ class TrainConfig:
     ema: float = 0.999  # weight averaging; 0 turns it off
     hints: bool = True  # the generator takes colour hints, drawn from each photo's own colours (hints.py)
     hint_free: float = 0.5  # share of photos drawn with no hints at all, so automatic colour does not suffer
+    colour_classes: bool = False  # classify a/b (ab_classes.py); a regression model to fine-tune is converted
+    class_weight: float = 1.0  # the rebalanced cross-entropy of a colour_classes model
+    rebalance: float = 0.5  # class rebalancing's mix with the uniform (Zhang et al.'s λ; 1: no rebalancing)
     # stage 1: generator pretraining
     pretrain_steps: int = 3000
     sizes: tuple[int, ...] = (128, 192, 256)  # progressive crop sizes ...

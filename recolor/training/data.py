@@ -97,6 +97,23 @@ def split_val(photos: list[str], fraction: float, seed: int, cap: int) -> tuple[
     return [p for p in photos if p not in held], val
 
 
+def bin_counts(paths: list[str], centres, seed: int, photos: int = 600, side: int = 64):
+    """How many pixels of up to `photos` training photos (a seeded draw, each shrunk to side×side) fall in each
+    a/b bin: the colour prior behind class rebalancing (ab_classes.rebalancing_weights)."""
+    import torch
+    from ..ab_classes import nearest_bins
+    counts = torch.zeros(len(centres), dtype=torch.float64)
+    rng = np.random.default_rng([seed, 313])
+    for i in rng.permutation(len(paths))[:photos]:
+        rgb = load_rgb(Path(paths[i]), reduced=True)
+        if rgb is None:
+            continue
+        ab = rgb_to_lab(cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA))[..., 1:]
+        _, idx = nearest_bins(torch.from_numpy(ab.reshape(-1, 2).copy()), centres)
+        counts += torch.bincount(idx[:, 0], minlength=len(centres)).double()
+    return counts + 1.0  # no bin weighs infinitely
+
+
 # --------------------------------------------------------------------------------------------- crops
 def random_crop(rgb: np.ndarray, size: int, rng: np.random.Generator,
                 zoom: float = DEFAULT_ZOOM) -> np.ndarray:

@@ -15,12 +15,13 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from ..ab_classes import rebalancing_weights
 from ..images import write_image
 from ..weights import save_weights
 from .bootstrap import amp_dtype_for, make_feature_loss, photo_index, prepare_state, resume_config, source_draws
 from .checkpoint import checkpoint_dict, save_checkpoint, trim_metrics
 from .config import SAMPLE_OFFSET, STAGES, TrainConfig
-from .data import ColorPhotos, StepBatches
+from .data import ColorPhotos, StepBatches, bin_counts
 from .distributed import Dist, end_distributed, setup_distributed, wrap_ddp
 from .losses import FeatureLoss
 from .reporting import LogWindow, NullReporter, Reporter
@@ -42,6 +43,7 @@ class Run:
     draw_p: np.ndarray | None = None  # per-photo draw probabilities (None: each photo once an epoch)
     features: FeatureLoss | None = None  # the perceptual loss (None: off)
     amp_dtype: torch.dtype | None = None  # autocast type (None: fp32)
+    class_weights: torch.Tensor | None = None  # rebalancing of a colour_classes generator's bins
 
     def run_stage(self, state: RunState, stage: str) -> None:
         """Train `stage` from where `state` stands to its last step; the stage then counts as done."""
@@ -91,7 +93,7 @@ class Run:
             return last
         state.generator.encoder.requires_grad_(not frozen)
         return Step(self.cfg, self.ctx, state, wrap_ddp(state.generator.train(), self.ctx),
-                    wrap_ddp(state.critic, self.ctx), self.features, self.amp_dtype, frozen)
+                    wrap_ddp(state.critic, self.ctx), self.features, self.amp_dtype, frozen, self.class_weights)
 
     def set_lr(self, state: RunState, stage: str) -> None:
         if stage == "pretrain":
@@ -163,6 +165,14 @@ def train(cfg: TrainConfig, resume: bool = False, reporter: Reporter | None = No
     return out
 
 
+def class_weights(state: RunState, paths: list[str], cfg: TrainConfig) -> torch.Tensor | None:
+    """The rebalancing weights of a colour_classes generator's bins, from its training photos' colours."""
+    if not state.generator.config.colour_classes:
+        return None
+    counts = bin_counts(paths, state.generator.classes.centres.cpu(), cfg.seed)
+    return rebalancing_weights(counts, cfg.rebalance).to(state.generator.classes.centres.device)
+
+
 def run_stages(cfg: TrainConfig, ctx: Dist, resume: bool, reporter: Reporter, changes: dict) -> Path:
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
@@ -180,7 +190,8 @@ def run_stages(cfg: TrainConfig, ctx: Dist, resume: bool, reporter: Reporter, ch
     draw_p = source_draws(train_paths, cfg.source_weights, reporter)
     amp_dtype = amp_dtype_for(cfg, ctx.device)
     features = make_feature_loss(cfg, ctx.device, reporter)
-    run = Run(cfg, ctx, out, reporter, train_paths, spread(val_paths, cfg.val_max), draw_p, features, amp_dtype)
+    run = Run(cfg, ctx, out, reporter, train_paths, spread(val_paths, cfg.val_max), draw_p, features, amp_dtype,
+              class_weights(state, train_paths, cfg))
     for stage in (STAGES if cfg.stage == "all" else (cfg.stage,)):
         if resume and STAGES.index(stage) < STAGES.index(state.stage):
             continue

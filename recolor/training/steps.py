@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..ab_classes import class_loss
 from ..hints import sample_hint_planes
 from .config import SAMPLE_OFFSET, STAGES, TrainConfig, TrainingError
 from .distributed import Dist, all_finite
@@ -39,6 +40,7 @@ class Step:
     features: FeatureLoss | None
     amp_dtype: torch.dtype | None
     frozen_encoder: bool = False  # g_net was wrapped with the encoder frozen (DDP fixes the trained parameters)
+    class_weights: torch.Tensor | None = None  # per-bin rebalancing of a colour_classes generator
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -88,9 +90,17 @@ class Step:
 
     def pretrain(self, l_in, l, ab) -> dict:
         logs: dict = {}
+        classes = self.state.generator.config.colour_classes
         with self.autocast():
-            fake = self.g_net(l_in, self.hint_planes(ab))
+            fake = self.g_net(l_in, self.hint_planes(ab), with_logits=True) if classes else \
+                self.g_net(l_in, self.hint_planes(ab))
+        if classes:
+            fake, logits = fake
         loss = self.reconstruction(l, ab, fake.float(), logs)
+        if classes:
+            ce = class_loss(logits, ab, self.state.generator.classes.centres, self.class_weights)
+            logs["class"] = ce.detach()
+            loss = loss + self.cfg.class_weight * ce
         self.check(loss, "generator")
         self.backward(loss, self.state.g_opt)
         logs["loss"] = loss.detach()

@@ -1,0 +1,127 @@
+"""Colour as classification (ab_classes.py, ModelConfig.colour_classes): bins, targets, decoding, the model, training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from train_helpers import TINY_MODEL, make_photos, tiny_settings
+
+from recolor.ab_classes import (annealed_mean, bin_centres, class_loss, rebalancing_weights, soft_targets)
+from recolor.model import ModelConfig, create_model
+
+CENTRES = bin_centres()
+
+
+def test_bins_cover_the_srgb_gamut_on_a_10_unit_grid():
+    assert 200 < len(CENTRES) < 330  # Zhang et al. count 313 over every L
+    assert torch.equal(CENTRES, bin_centres())  # the same every time
+    assert (CENTRES % 10 == 0).all() and (CENTRES == 0).all(1).any()  # gray is a bin
+    from recolor.color import rgb_to_lab
+    red, green = (rgb_to_lab(np.array([[c]], np.float32))[0, 0, 1:] for c in ([1, 0, 0], [0, 1, 0]))
+    for ab in (red, green):  # sRGB's corners have a bin within half a grid step (diagonally)
+        assert torch.cdist(torch.tensor(ab)[None], CENTRES).min() <= 5 * 2**0.5 + 1e-3
+
+
+def test_annealed_mean_goes_from_the_mean_to_the_mode():
+    logits = torch.zeros(1, len(CENTRES), 2, 3)
+    k = int(torch.cdist(torch.tensor([[40.0, 60.0]]), CENTRES).argmin())
+    logits[:, k] = 3.0
+    mean, mode = annealed_mean(logits, CENTRES, 1.0), annealed_mean(logits, CENTRES, 0.05)
+    assert mean.shape == (1, 2, 2, 3)
+    assert torch.allclose(mode[0, :, 0, 0], CENTRES[k], atol=1e-3)
+    uniform_mean = CENTRES.mean(0)
+    assert (mean[0, :, 0, 0] - uniform_mean).norm() < (CENTRES[k] - uniform_mean).norm() / 2  # mostly the mean
+
+
+def test_soft_targets_sum_to_one_and_peak_at_the_nearest_bin():
+    ab = torch.tensor([[30.0, -20.0], [2.0, 3.0]]).T.reshape(1, 2, 1, 2)
+    target, nearest = soft_targets(ab, CENTRES)
+    assert target.shape == (1, len(CENTRES), 1, 2) and torch.allclose(target.sum(1), torch.ones(1, 1, 2))
+    assert (target > 0).sum(1).eq(5).all()
+    assert torch.equal(CENTRES[nearest[0, 0]], torch.tensor([[30.0, -20.0], [0.0, 0.0]]))
+    assert torch.equal(target.argmax(1), nearest)
+
+
+def test_rebalancing_favours_rare_colours_with_mean_weight_one():
+    counts = torch.tensor([1000.0, 100.0, 10.0, 1.0])
+    w = rebalancing_weights(counts)
+    p = counts / counts.sum()
+    assert torch.isclose((p * w).sum(), torch.tensor(1.0)) and (w.diff() > 0).all()
+    assert torch.allclose(rebalancing_weights(counts, mix=1.0), torch.ones(4))
+
+
+def test_class_loss_prefers_the_right_colour():
+    ab = torch.zeros(1, 2, 8, 8)
+    ab[:, 0], ab[:, 1] = 40.0, 60.0  # one orange crop, seen at stride 4 (2 × 2)
+    right, wrong = torch.zeros(1, len(CENTRES), 2, 2), torch.zeros(1, len(CENTRES), 2, 2)
+    right[:, int(torch.cdist(torch.tensor([[40.0, 60.0]]), CENTRES).argmin())] = 5.0
+    wrong[:, int(torch.cdist(torch.tensor([[-40.0, 30.0]]), CENTRES).argmin())] = 5.0
+    weights = torch.ones(len(CENTRES))
+    assert class_loss(right, ab, CENTRES, weights) < class_loss(wrong, ab, CENTRES, weights) - 3
+
+
+def tiny_classes_model(hints: bool = False):
+    torch.manual_seed(0)
+    return create_model(ModelConfig.from_dict({**TINY_MODEL, "colour_classes": True, "hints": hints})).eval()
+
+
+def test_classes_model_maps_l_to_ab_in_the_bins_range_and_zero_hints_change_nothing():
+    model = tiny_classes_model(hints=True)
+    assert not hasattr(model, "head") and len(model.blocks) == 3  # no regression head, no stride-2 block
+    l = torch.rand(2, 1, 64, 96) * 100
+    with torch.no_grad():
+        ab, logits = model(l, with_logits=True)
+        assert ab.shape == (2, 2, 64, 96) and logits.shape == (2, len(CENTRES), 16, 24)
+        assert (ab.abs() <= CENTRES.abs().max()).all()
+        assert torch.equal(model(l), model(l, torch.zeros(2, 3, 64, 96)))
+
+
+def test_classes_model_runs_alike_in_onnx_runtime(tmp_path, monkeypatch):
+    from recolor.engine import Colorizer
+    from recolor.weights import save_weights
+    monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path))
+    model = tiny_classes_model()
+    with torch.no_grad():  # a peaked, varied distribution: logits far from uniform
+        model.classes.net[-1].weight.normal_(0, 2.0)
+    path = save_weights(model, tmp_path / "classes.safetensors", half=False)
+    torch_runtime = Colorizer.from_pretrained(str(path), device="cpu", runtime="torch")
+    onnx_runtime = Colorizer.from_pretrained(str(path), device="cpu", runtime="onnx")
+    l = (np.random.default_rng(0).random((2, 64, 96)) * 100).astype(np.float32)
+    ab = torch_runtime.predict_ab(l)
+    assert ab.std() > 1.0 and np.abs(onnx_runtime.predict_ab(l) - ab).max() < 1e-2
+
+
+def test_fine_tuning_turns_a_regression_model_into_a_classifier(tmp_path):
+    from recolor.training import fine_tune_start
+    from recolor.weights import save_weights
+    regression = create_model(ModelConfig.from_dict(TINY_MODEL))
+    path = save_weights(regression, tmp_path / "r.safetensors", half=False)
+    classifier = fine_tune_start(path, hints=True, colour_classes=True)
+    assert classifier.config.colour_classes and classifier.hints is not None
+    old = regression.state_dict()
+    for k, v in classifier.state_dict().items():
+        if k.startswith(("encoder.", "middle.", "blocks.")):
+            assert torch.equal(v, old[k]), k
+    assert torch.equal(classifier.hints.conv.weight, torch.zeros_like(classifier.hints.conv.weight))
+
+
+@pytest.mark.slow
+def test_a_classes_run_lowers_its_class_loss(tmp_path):
+    import json
+    from recolor.training import TrainConfig, train
+    make_photos(tmp_path / "train", 8, seed=1)
+    make_photos(tmp_path / "val", 2, seed=2, prefix="val")
+    settings = tiny_settings(tmp_path / "train", tmp_path / "val", stage="pretrain", colour_classes=True,
+                             pixel_weight=0.0, feature_weight=0.0, colour_weight=0.0, pretrain_steps=30,
+                             sizes=[32], size_fractions=[1.0], log_every=6, val_every=30)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: more threads only contend
+    try:
+        run = train(TrainConfig.from_dict({**settings, "out": str(tmp_path / "run")}))
+    finally:
+        torch.set_num_threads(threads)
+    curve = [r["class"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "class" in r]
+    assert len(curve) == 5 and curve[-1] < 0.8 * curve[0]
+    from recolor.weights import load_model
+    assert load_model(str(run / "model.safetensors"))[0].config.colour_classes
