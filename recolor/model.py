@@ -160,9 +160,12 @@ class ModelConfig:
     head_channels: int = 15
     hints: bool = False  # takes colour hints (HintBranch) as a second input
     # classify a/b into bins at stride 4 and decode the annealed mean (ab_classes.py, Zhang et al. 2016) instead
-    # of regressing a/b at full resolution; temperature: the annealing (1: the mean, towards 0: the mode)
+    # of regressing a/b at full resolution; temperature: the annealing (1: the mean, towards 0: the mode);
+    # chroma_gain scales the decoded a/b: class rebalancing makes the distribution favour vivid colours on
+    # purpose, and the gain takes back what the scores say is too much (both chosen on val_ood)
     colour_classes: bool = False
     temperature: float = 0.38
+    chroma_gain: float = 1.0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -234,7 +237,7 @@ class Generator(nn.Module):
         if hints is not None:  # a hint's mask and colour, area-averaged to stride 4
             y = y + self.hints(F.avg_pool2d(hints, 4))
         logits = self.classes(y)
-        ab = annealed_mean(logits, self.classes.centres, self.config.temperature)
+        ab = annealed_mean(logits, self.classes.centres, self.config.temperature) * self.config.chroma_gain
         ab = F.interpolate(ab, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return (ab, logits) if with_logits else ab
 

@@ -1,6 +1,8 @@
 """Colour as classification (ab_classes.py, ModelConfig.colour_classes): bins, targets, decoding, the model, training."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +77,10 @@ def test_classes_model_maps_l_to_ab_in_the_bins_range_and_zero_hints_change_noth
         assert ab.shape == (2, 2, 64, 96) and logits.shape == (2, len(CENTRES), 16, 24)
         assert (ab.abs() <= CENTRES.abs().max()).all()
         assert torch.equal(model(l), model(l, torch.zeros(2, 3, 64, 96)))
+    damped = create_model(dataclasses.replace(model.config, chroma_gain=0.5)).eval()
+    damped.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(damped(l), 0.5 * ab, atol=1e-4)
 
 
 def test_classes_model_runs_alike_in_onnx_runtime(tmp_path, monkeypatch):
