@@ -139,7 +139,8 @@ class ClassHead(nn.Module):
         super().__init__()
         centres = bin_centres()
         self.register_buffer("centres", centres)
-        self.net = nn.Sequential(conv_relu(channels, width), conv_relu(width, width, 1), nn.Conv2d(width, len(centres), 1))
+        self.net = nn.Sequential(conv_relu(channels, width), conv_relu(width, width, 1),
+                                 nn.Conv2d(width, len(centres), 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -1,4 +1,4 @@
-"""Colour as classification (ab_classes.py, ModelConfig.colour_classes): bins, targets, decoding, the model, training."""
+"""Colour as classification (ab_classes.py, ModelConfig.colour_classes): bins, targets, decoding, model, training."""
 from __future__ import annotations
 
 import dataclasses

@@ -62,7 +62,7 @@ def train_command(
                "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
                "batch_size": batch_size, "lr": lr, "zoom": zoom, "colour_weight": colour_weight,
                "perceptual": perceptual, "pretrained": pretrained, "amp": amp, "hints": hints,
-               "colour_classes": classes,               "source_weights": source_weight and parse_weights(source_weight)}
+               "colour_classes": classes, "source_weights": source_weight and parse_weights(source_weight)}
     given = {k: v for k, v in options.items() if v is not None}
     try:
         base = read_config_file(config) if config else {}

@@ -92,8 +92,8 @@ def new_state(cfg: TrainConfig, device: torch.device) -> RunState:
     return RunState(generator, ema, critic)
 
 
-CLASS_HEAD_LR_MULT = 5.0  # the class head's, likewise
 HINT_LR_MULT = 10.0  # the hint branch's learning rate as a multiple of the decoder's: measured, see weights/README
+CLASS_HEAD_LR_MULT = 5.0  # a class head's (--classes), fresh on a trained decoder as the hint branch was: not tuned
 
 
 def make_optimizers(state: RunState, cfg: TrainConfig, stage: str) -> None:

@@ -92,12 +92,10 @@ class Step:
         logs: dict = {}
         classes = self.state.generator.config.colour_classes
         with self.autocast():
-            fake = self.g_net(l_in, self.hint_planes(ab), with_logits=True) if classes else \
-                self.g_net(l_in, self.hint_planes(ab))
-        if classes:
-            fake, logits = fake
+            out = self.g_net(l_in, self.hint_planes(ab), with_logits=classes)
+        fake, logits = out if classes else (out, None)
         loss = self.reconstruction(l, ab, fake.float(), logs)
-        if classes:
+        if classes:  # the rebalanced cross-entropy on the bins (ab_classes.py)
             ce = class_loss(logits, ab, self.state.generator.classes.centres, self.class_weights)
             logs["class"] = ce.detach()
             loss = loss + self.cfg.class_weight * ce
