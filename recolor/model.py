@@ -238,7 +238,7 @@ class Generator(nn.Module):
         if hints is not None:  # a hint's mask and colour, area-averaged to stride 4
             y = y + self.hints(F.avg_pool2d(hints, 4))
         logits = self.classes(y)
-        ab = annealed_mean(logits, self.classes.centres, self.config.temperature) * self.config.chroma_gain
+        ab = annealed_mean(logits, self.classes.centres, self.config.temperature, self.config.chroma_gain)
         ab = F.interpolate(ab, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return (ab, logits) if with_logits else ab
 
