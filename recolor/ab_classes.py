@@ -30,15 +30,21 @@ def bin_centres() -> torch.Tensor:
 
 
 def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: float, gain: float = 1.0) -> torch.Tensor:
-    """Logits (B, Q, H, W) -> a/b (B, 2, H, W): the mean of softmax(logits / T) over the bin centres, × gain.
+    """Logits (B, Q, H, W) -> a/b (B, 2, H, W): the mean of softmax(logits / T) over the bin centres, × gain."""
+    centres = centres.to(logits.dtype) * gain
+    if torch.onnx.is_in_onnx_export():
+        return _annealed_mean_as_conv(logits, centres, temperature)
+    return torch.einsum("bqhw,qc->bchw", torch.softmax(logits / temperature, dim=1), centres)
 
-    Written as exp(z - max z) through one 1×1 conv whose filters are the centres and a row of ones (the
-    softmax's sum): a softmax over the channel axis made ONNX Runtime transpose the whole logits tensor, a
-    third of the network's time (benchmarks/README.md), where a 1×1 conv runs in its fast blocked layout."""
+
+def _annealed_mean_as_conv(logits: torch.Tensor, centres: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The same as exp(z - max z) through one 1×1 conv whose filters are the centres and a row of ones (the
+    softmax's sum), for ONNX Runtime: its softmax over the channel axis transposes the whole logits tensor
+    (with the Einsum, a third of the network's time), where a 1×1 conv runs in its fast blocked layout. Eager
+    torch is the other way round (its softmax is fused, a 3-filter conv slow), hence two forms."""
     z = logits * (1.0 / temperature)
     e = torch.exp(z - z.amax(dim=1, keepdim=True))
-    ones = torch.ones(1, len(centres), dtype=centres.dtype, device=centres.device)
-    weight = torch.cat([centres.t() * gain, ones]).to(e.dtype)[..., None, None]  # (3, Q, 1, 1)
+    weight = torch.cat([centres.t(), torch.ones_like(centres[:, :1]).t()])[..., None, None]  # (3, Q, 1, 1)
     out = F.conv2d(e, weight)
     return out[:, :2] / out[:, 2:]
 
