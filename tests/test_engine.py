@@ -178,7 +178,9 @@ def test_shipped_graph_is_todays_model_and_runs_without_torch(gray_photo, tmp_pa
     l = l_of(gray_photo)[None, None, :224, :320].astype(np.float32)
     import torch
     with torch.no_grad():
-        assert np.abs(ort(l) - model(torch.from_numpy(l)).numpy()).max() < 1e-3
+        # a/b units: the export decodes the colour bins through a 1×1 conv, torch through softmax + einsum
+        # (ab_classes.annealed_mean), so fp32 sums run in another order (1.3e-3 measured; a wrong graph is units off)
+        assert np.abs(ort(l) - model(torch.from_numpy(l)).numpy()).max() < 1e-2
     cv2.imwrite(str(tmp_path / "in.jpg"), gray_photo)
     code = ("import sys, runpy; sys.argv = ['recolor', 'image', sys.argv[1], '-r', '10', '--device', 'cpu']\n"
             "try:\n    runpy.run_module('recolor', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code\n"
