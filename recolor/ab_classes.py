@@ -38,8 +38,8 @@ def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: floa
 
 
 def _annealed_mean_as_conv(logits: torch.Tensor, centres: torch.Tensor, temperature: float) -> torch.Tensor:
-    """The same as exp(z - max z) through one 1×1 conv whose filters are the centres and a row of ones (the
-    softmax's sum), for ONNX Runtime: its softmax over the channel axis transposes the whole logits tensor
+    """The annealed mean as exp(z - max z) through one 1×1 conv whose filters are the centres and a row of ones
+    (the softmax's sum), for ONNX Runtime: its softmax over the channel axis transposes the whole logits tensor
     (with the Einsum, a third of the network's time), where a 1×1 conv runs in its fast blocked layout. Eager
     torch is the other way round (its softmax is fused, a 3-filter conv slow), hence two forms."""
     z = logits * (1.0 / temperature)

@@ -36,6 +36,17 @@ def test_annealed_mean_goes_from_the_mean_to_the_mode():
     assert (mean[0, :, 0, 0] - uniform_mean).norm() < (CENTRES[k] - uniform_mean).norm() / 2  # mostly the mean
 
 
+def test_the_exported_form_of_the_annealed_mean_is_the_same():
+    """ONNX export decodes through exp + a 1×1 conv (fast in ONNX Runtime), eager torch through softmax + einsum;
+    large logits at a low temperature would overflow a plain exp."""
+    from recolor.ab_classes import _annealed_mean_as_conv
+    logits = torch.randn(2, len(CENTRES), 5, 7, generator=torch.Generator().manual_seed(0)) * 30
+    for t, gain in ((1.0, 1.0), (0.38, 1.2), (0.05, 0.7)):
+        eager = annealed_mean(logits, CENTRES, t, gain)
+        assert torch.allclose(_annealed_mean_as_conv(logits, CENTRES * gain, t), eager, atol=1e-3)
+        assert torch.isfinite(eager).all()
+
+
 def test_soft_targets_sum_to_one_and_peak_at_the_nearest_bin():
     ab = torch.tensor([[30.0, -20.0], [2.0, 3.0]]).T.reshape(1, 2, 1, 2)
     target, nearest = soft_targets(ab, CENTRES)
