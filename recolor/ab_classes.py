@@ -10,6 +10,8 @@ Everything here is torch, for the model (decode) and for training (targets, weig
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,24 +31,50 @@ def bin_centres() -> torch.Tensor:
     return torch.from_numpy(np.unique(np.round(ab / GRID).astype(np.int64), axis=0) * GRID).float()
 
 
-def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: float, gain: float = 1.0) -> torch.Tensor:
-    """Logits (B, Q, H, W) -> a/b (B, 2, H, W): the mean of softmax(logits / T) over the bin centres, × gain."""
+def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: float, gain: float = 1.0,
+                  ramp: tuple[float, float] | None = None) -> torch.Tensor:
+    """Logits (B, Q, H, W) -> a/b (B, 2, H, W): the mean of softmax(logits / T) over the bin centres, × gain,
+    and with a ramp (lo, hi) × `ramp_weight`: full colour where the model is sure, gray where it is not."""
     centres = centres.to(logits.dtype) * gain
     if torch.onnx.is_in_onnx_export():
-        return _annealed_mean_as_conv(logits, centres, temperature)
-    return torch.einsum("bqhw,qc->bchw", torch.softmax(logits / temperature, dim=1), centres)
+        return _annealed_mean_as_conv(logits, centres, temperature, ramp)
+    ab = torch.einsum("bqhw,qc->bchw", torch.softmax(logits / temperature, dim=1), centres)
+    if ramp is None:
+        return ab
+    p = torch.softmax(logits, dim=1)
+    entropy = -(p * torch.log_softmax(logits, dim=1)).sum(1, keepdim=True)
+    return ab * ramp_weight(entropy, len(centres), ramp)
 
 
-def _annealed_mean_as_conv(logits: torch.Tensor, centres: torch.Tensor, temperature: float) -> torch.Tensor:
+def ramp_weight(entropy: torch.Tensor, bins: int, ramp: tuple[float, float]) -> torch.Tensor:
+    """Confidence c = 1 - H / log Q of the model's own (T = 1) distribution, ramped: 0 below lo, 1 above hi.
+
+    Where the distribution is flat the model does not know the colour, and for ΔE gray is the best guess;
+    where it is peaked the colour is usually right, so the gain there can be larger than one constant gain
+    could afford (on val_ood: ΔE 0.2 lower at equal colourfulness; weights/README.md, step 16)."""
+    lo, hi = ramp
+    confidence = 1.0 - entropy * (1.0 / math.log(bins))
+    return ((confidence - lo) * (1.0 / (hi - lo))).clamp(0.0, 1.0)
+
+
+def _annealed_mean_as_conv(logits: torch.Tensor, centres: torch.Tensor, temperature: float,
+                           ramp: tuple[float, float] | None = None) -> torch.Tensor:
     """The annealed mean as exp(z - max z) through one 1×1 conv whose filters are the centres and a row of ones
     (the softmax's sum), for ONNX Runtime: its softmax over the channel axis transposes the whole logits tensor
     (with the Einsum, a third of the network's time), where a 1×1 conv runs in its fast blocked layout. Eager
-    torch is the other way round (its softmax is fused, a 3-filter conv slow), hence two forms."""
-    z = logits * (1.0 / temperature)
-    e = torch.exp(z - z.amax(dim=1, keepdim=True))
+    torch is the other way round (its softmax is fused, a 3-filter conv slow), hence two forms. The ramp's
+    entropy is log S - Σ e·d / S with e = exp(d), d = logits - max, S = Σ e: the same sums as 1×1 convs."""
+    d = logits - logits.amax(dim=1, keepdim=True)
     weight = torch.cat([centres.t(), torch.ones_like(centres[:, :1]).t()])[..., None, None]  # (3, Q, 1, 1)
-    out = F.conv2d(e, weight)
-    return out[:, :2] / out[:, 2:]
+    out = F.conv2d(torch.exp(d * (1.0 / temperature)), weight)
+    ab = out[:, :2] / out[:, 2:]
+    if ramp is None:
+        return ab
+    e = torch.exp(d)
+    ones = weight[2:]
+    s = F.conv2d(e, ones)
+    entropy = torch.log(s) - F.conv2d(e * d, ones) / s
+    return ab * ramp_weight(entropy, len(centres), ramp)
 
 
 def nearest_bins(ab: torch.Tensor, centres: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

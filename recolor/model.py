@@ -163,10 +163,17 @@ class ModelConfig:
     # classify a/b into bins at stride 4 and decode the annealed mean (ab_classes.py, Zhang et al. 2016) instead
     # of regressing a/b at full resolution; temperature: the annealing (1: the mean, towards 0: the mode);
     # chroma_gain scales the decoded a/b: class rebalancing makes the distribution favour vivid colours on
-    # purpose, and the gain takes back what the scores say is too much (both chosen on val_ood)
+    # purpose, and the gain takes back what the scores say is too much (both chosen on val_ood);
+    # confidence_ramp (lo, hi): the gain fades to 0 as the model's confidence drops from hi to lo
+    # (ab_classes.ramp_weight), so colour goes where the model is sure of it
     colour_classes: bool = False
     temperature: float = 0.38
     chroma_gain: float = 1.0
+    confidence_ramp: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if self.confidence_ramp is not None and not 0 <= self.confidence_ramp[0] < self.confidence_ramp[1] <= 1:
+            raise ValueError(f"confidence_ramp needs 0 <= lo < hi <= 1, got {self.confidence_ramp}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -180,6 +187,8 @@ class ModelConfig:
         d = dict(d)
         if "decoder_channels" in d:
             d["decoder_channels"] = tuple(d["decoder_channels"])
+        if d.get("confidence_ramp") is not None:
+            d["confidence_ramp"] = tuple(d["confidence_ramp"])
         return cls(**d)
 
 
@@ -238,7 +247,8 @@ class Generator(nn.Module):
         if hints is not None:  # a hint's mask and colour, area-averaged to stride 4
             y = y + self.hints(F.avg_pool2d(hints, 4))
         logits = self.classes(y)
-        ab = annealed_mean(logits, self.classes.centres, self.config.temperature, self.config.chroma_gain)
+        ab = annealed_mean(logits, self.classes.centres, self.config.temperature, self.config.chroma_gain,
+                           self.config.confidence_ramp)
         ab = F.interpolate(ab, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return (ab, logits) if with_logits else ab
 
