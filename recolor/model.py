@@ -164,16 +164,19 @@ class ModelConfig:
     # of regressing a/b at full resolution; temperature: the annealing (1: the mean, towards 0: the mode);
     # chroma_gain scales the decoded a/b: class rebalancing makes the distribution favour vivid colours on
     # purpose, and the gain takes back what the scores say is too much (both chosen on val_ood);
-    # confidence_ramp (lo, hi): the gain fades to 0 as the model's confidence drops from hi to lo
-    # (ab_classes.ramp_weight), so colour goes where the model is sure of it
+    # confidence_gain: (confidence, gain) knots that scale the colour further by how sure the model is of it
+    # (ab_classes.curve_gain): gray where it is unsure, strong where it is sure
     colour_classes: bool = False
     temperature: float = 0.38
     chroma_gain: float = 1.0
-    confidence_ramp: tuple[float, float] | None = None
+    confidence_gain: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self):
-        if self.confidence_ramp is not None and not 0 <= self.confidence_ramp[0] < self.confidence_ramp[1] <= 1:
-            raise ValueError(f"confidence_ramp needs 0 <= lo < hi <= 1, got {self.confidence_ramp}")
+        curve = self.confidence_gain
+        if curve is not None and not (len(curve) >= 2 and all(0 <= c <= 1 and g >= 0 for c, g in curve)
+                                      and all(a[0] < b[0] for a, b in zip(curve, curve[1:]))):
+            raise ValueError(f"confidence_gain needs 2 or more (confidence, gain) knots, confidence rising in "
+                             f"[0, 1], gains >= 0; got {curve}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -187,8 +190,8 @@ class ModelConfig:
         d = dict(d)
         if "decoder_channels" in d:
             d["decoder_channels"] = tuple(d["decoder_channels"])
-        if d.get("confidence_ramp") is not None:
-            d["confidence_ramp"] = tuple(d["confidence_ramp"])
+        if d.get("confidence_gain") is not None:
+            d["confidence_gain"] = tuple(tuple(knot) for knot in d["confidence_gain"])
         return cls(**d)
 
 
@@ -248,7 +251,7 @@ class Generator(nn.Module):
             y = y + self.hints(F.avg_pool2d(hints, 4))
         logits = self.classes(y)
         ab = annealed_mean(logits, self.classes.centres, self.config.temperature, self.config.chroma_gain,
-                           self.config.confidence_ramp)
+                           self.config.confidence_gain)
         ab = F.interpolate(ab, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return (ab, logits) if with_logits else ab
 

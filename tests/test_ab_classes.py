@@ -14,6 +14,7 @@ from recolor.ab_classes import (annealed_mean, bin_centres, class_loss, rebalanc
 from recolor.model import ModelConfig, create_model
 
 CENTRES = bin_centres()
+CURVE = ((0.1, 0.0), (0.3, 1.75), (0.45, 1.0))  # (confidence, gain) knots, as the default's
 
 
 def test_bins_cover_the_srgb_gamut_on_a_10_unit_grid():
@@ -42,34 +43,40 @@ def test_the_exported_form_of_the_annealed_mean_is_the_same():
     large logits at a low temperature would overflow a plain exp."""
     from recolor.ab_classes import _annealed_mean_as_conv
     logits = torch.randn(2, len(CENTRES), 5, 7, generator=torch.Generator().manual_seed(0)) * 30
-    for t, gain, ramp in ((1.0, 1.0, None), (0.38, 1.2, None), (0.05, 0.7, None), (0.3, 1.75, (0.1, 0.3))):
-        eager = annealed_mean(logits, CENTRES, t, gain, ramp)
-        assert torch.allclose(_annealed_mean_as_conv(logits, CENTRES * gain, t, ramp), eager, atol=1e-3)
+    for t, gain, curve in ((1.0, 1.0, None), (0.38, 1.2, None), (0.05, 0.7, None), (0.3, 1.0, CURVE)):
+        eager = annealed_mean(logits, CENTRES, t, gain, curve)
+        assert torch.allclose(_annealed_mean_as_conv(logits, CENTRES * gain, t, curve), eager, atol=1e-3)
         assert torch.isfinite(eager).all()
-    torn = logits / 20  # confidences 0.16-0.26: inside the ramp, where it changes the colour
-    eager = annealed_mean(torn, CENTRES, 0.3, 1.75, (0.1, 0.3))
-    assert torch.allclose(_annealed_mean_as_conv(torn, CENTRES * 1.75, 0.3, (0.1, 0.3)), eager, atol=1e-3)
+    torn = logits / 20  # confidences 0.16-0.26: on the curve's rising part, where it changes the colour
+    eager = annealed_mean(torn, CENTRES, 0.3, 1.0, CURVE)
+    assert torch.allclose(_annealed_mean_as_conv(torn, CENTRES, 0.3, CURVE), eager, atol=1e-3)
     assert (eager.norm(dim=1) < 0.9 * annealed_mean(torn, CENTRES, 0.3, 1.75).norm(dim=1)).float().mean() > 0.3
 
 
-def test_the_confidence_ramp_keeps_sure_colours_and_grays_unsure_ones():
+def test_the_confidence_curve_grays_unsure_colours_and_scales_sure_ones():
     k = int(torch.cdist(torch.tensor([[40.0, 60.0]]), CENTRES).argmin())
-    logits = torch.zeros(1, len(CENTRES), 1, 3)
-    logits[0, k, 0, 0] = 30.0  # sure: all mass on one bin (confidence 1)
-    logits[0, k, 0, 1] = 5.0  # torn: a peak over a flat floor (confidence 0.25, inside the ramp)
-    # [0, :, 0, 2]: flat (confidence 0)
-    plain, ramped = annealed_mean(logits, CENTRES, 0.3, 1.5), annealed_mean(logits, CENTRES, 0.3, 1.5, (0.1, 0.3))
-    assert torch.allclose(ramped[..., 0], plain[..., 0]) and torch.allclose(plain[0, :, 0, 0], 1.5 * CENTRES[k])
-    assert 0.05 < (ramped[..., 1].norm() / plain[..., 1].norm()) < 0.95
-    assert ramped[..., 2].abs().max() == 0
+    logits = torch.zeros(1, len(CENTRES), 1, 4)
+    logits[0, k, 0, 0] = 30.0  # sure: all mass on one bin (confidence 1, past the last knot)
+    logits[0, k, 0, 1] = 5.0  # torn: a peak over a flat floor (confidence 0.25, between the first two knots)
+    logits[0, k, 0, 2] = 5.6  # confidence 0.39, between the last two knots
+    # [0, :, 0, 3]: flat (confidence 0)
+    plain, curved = annealed_mean(logits, CENTRES, 0.3), annealed_mean(logits, CENTRES, 0.3, 1.0, CURVE)
+    assert torch.allclose(curved[..., 0], plain[..., 0]) and torch.allclose(plain[0, :, 0, 0], CENTRES[k])
+    p = torch.softmax(logits[0, :, 0, 1:3].double(), 0).numpy()
+    confidence = 1 + (p * np.log(p)).sum(0) / np.log(len(CENTRES))
+    assert 0.2 < confidence[0] < 0.3 < 0.35 < confidence[1] < 0.45
+    gains = (curved[0, :, 0].norm(dim=0) / plain[0, :, 0].norm(dim=0))[1:3]
+    assert np.allclose(gains, np.interp(confidence, *zip(*CURVE)), atol=1e-3)
+    assert curved[..., 3].abs().max() == 0
 
 
-def test_a_ramp_is_stored_with_the_model_and_checked():
-    config = ModelConfig(colour_classes=True, confidence_ramp=(0.1, 0.3))
+def test_a_curve_is_stored_with_the_model_and_checked():
+    config = ModelConfig(colour_classes=True, confidence_gain=CURVE)
     assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    for bad in ((0.3, 0.1), (0.2, 0.2), (-0.1, 0.5), (0.5, 1.5)):
-        with pytest.raises(ValueError, match="confidence_ramp"):
-            ModelConfig(colour_classes=True, confidence_ramp=bad)
+    for bad in (((0.3, 1.0),), ((0.3, 1.0), (0.1, 0.0)), ((0.2, 1.0), (0.2, 0.5)), ((-0.1, 0), (0.5, 1)),
+                ((0.1, 0), (1.5, 1)), ((0.1, -1.0), (0.5, 1.0))):
+        with pytest.raises(ValueError, match="confidence_gain"):
+            ModelConfig(colour_classes=True, confidence_gain=bad)
 
 
 def test_soft_targets_sum_to_one_and_peak_at_the_nearest_bin():
@@ -119,13 +126,13 @@ def test_classes_model_maps_l_to_ab_in_the_bins_range_and_zero_hints_change_noth
         assert torch.allclose(damped(l), 0.5 * ab, atol=1e-4)
 
 
-@pytest.mark.parametrize("ramp", [None, (0.02, 0.2)])
-def test_classes_model_runs_alike_in_onnx_runtime(tmp_path, monkeypatch, ramp):
+@pytest.mark.parametrize("curve", [None, ((0.02, 0.0), (0.1, 1.5), (0.2, 1.0))])
+def test_classes_model_runs_alike_in_onnx_runtime(tmp_path, monkeypatch, curve):
     from recolor.engine import Colorizer
     from recolor.weights import save_weights
     monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path))
     model = tiny_classes_model()
-    model = create_model(dataclasses.replace(model.config, confidence_ramp=ramp)).eval()
+    model = create_model(dataclasses.replace(model.config, confidence_gain=curve)).eval()
     with torch.no_grad():  # a peaked, varied distribution: logits far from uniform
         model.classes.net[-1].weight.normal_(0, 2.0)
     path = save_weights(model, tmp_path / "classes.safetensors", half=False)
