@@ -53,7 +53,7 @@ def curve_gain(entropy: torch.Tensor, bins: int, curve: Curve) -> torch.Tensor:
     Where the distribution is flat the model does not know the colour, and for ΔE gray is the best guess;
     where it is peaked the colour is usually right and can be stronger than one constant gain could afford.
     The surest pixels want less again (on val_ood they are mostly near-neutral; on familiar photos a high gain
-    there over-colours skies and faces). On val_ood: ΔE 0.2 lower at equal colourfulness, val no worse
+    there over-colours skies and faces). On val_ood: ΔE about 0.2 lower at equal colourfulness, val no worse
     (weights/README.md, step 16)."""
     confidence = 1.0 - entropy * (1.0 / math.log(bins))
     out = torch.full_like(confidence, curve[0][1])
