@@ -65,10 +65,14 @@ def score(model: str, data: Path, every: int, scales: list[float]) -> None:
             colour[s].append(colourfulness(lab2rgb(scaled)))
     print(f"{model} on every {every}th photo of {data}: mean ΔE2000 (and colourfulness) by a/b scale")
     for s in scales:
-        all_photos = [v for values in scores[s].values() for v in values]
-        per = "  ".join(f"{k} {np.mean(v):.2f}" for k, v in sorted(scores[s].items()))
-        print(f"scale {s:.1f}: all ({len(all_photos)}) {np.mean(all_photos):.2f} ({np.mean(colour[s]):.1f}) | {per}",
-              flush=True)
+        print(f"scale {s:.1f}: {summary(scores[s], colour[s])}", flush=True)
+
+
+def summary(scores: dict[str, list[float]], colour: list[float], digits: int = 2) -> str:
+    """One line: mean ΔE over all photos (their mean colourfulness), then per source."""
+    all_photos = [v for values in scores.values() for v in values]
+    per = "  ".join(f"{k} {np.mean(v):.2f}" for k, v in sorted(scores.items()))
+    return f"all ({len(all_photos)}) {np.mean(all_photos):.{digits}f} ({np.mean(colour):.1f}) | {per}"
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Where is a classification model's colour right? ΔE by confidence, and confidence curves scored.
 
     python -m benchmarks.confidence_curve [--model default] [--data ../shared/data/val_ood] [--every 2]
-                                          [--temperature 0.3] [--curve "0.1:0 0.3:1.75 0.45:1" ...]
+                                          [--temperature T] [--curve "0.1:0 0.3:1.6 0.45:1" ...]
 
 Every `--every`-th photo is desaturated and run through the network once (rf 35, the torch model, the bin
 logits kept). Then:
@@ -27,7 +27,7 @@ from recolor.evaluate import desaturate, source_of
 from recolor.images import find_images, read_image, to_rgb8
 from recolor.metrics import colourfulness
 
-from .chroma_scale import shrink
+from .chroma_scale import shrink, summary
 from .common import SHARED_DATA
 
 SCALES = np.arange(0.0, 2.75, 0.25)
@@ -45,16 +45,17 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--data", type=Path, default=SHARED_DATA / "val_ood")
     parser.add_argument("--every", type=int, default=2)
-    parser.add_argument("--temperature", type=float, default=0.3)
+    parser.add_argument("--temperature", type=float, help="default: the model's own")
     parser.add_argument("--curve", action="append", default=[], help='knots "c:gain c:gain ..." or "none"')
     args = parser.parse_args()
     import torch
-    from recolor.ab_classes import annealed_mean
+    from recolor.ab_classes import annealed_mean, confidence, entropy
     from recolor.weights import load_model
     model = load_model(args.model)[0].eval()
     if not model.config.colour_classes:
         raise SystemExit(f"{args.model}: not a classification model (no confidence to measure)")
     centres = model.classes.centres
+    temperature = args.temperature or model.config.temperature
     curves = {text: parse_curve(text) for text in args.curve or ["none"]}
     sums, counts = np.zeros((len(EDGES), len(SCALES))), np.zeros(len(EDGES))
     scores = {text: defaultdict(list) for text in curves}
@@ -65,12 +66,11 @@ def main() -> None:
         small = color.resize_l(l, color.render_size(*l.shape, 35))
         with torch.inference_mode():
             logits = model(torch.from_numpy(small)[None, None], with_logits=True)[1]
-            plain = annealed_mean(logits, centres, args.temperature)[0].permute(1, 2, 0).numpy()
-            p = torch.softmax(logits[0], 0)
-            confidence = (1 + (p * torch.log_softmax(logits[0], 0)).sum(0) / np.log(len(centres))).numpy()
-            decoded = {text: annealed_mean(logits, centres, args.temperature, 1.0, curve)[0].permute(1, 2, 0).numpy()
+            plain = annealed_mean(logits, centres, temperature)[0].permute(1, 2, 0).numpy()
+            sure = confidence(entropy(logits), len(centres))[0, 0].numpy()
+            decoded = {text: annealed_mean(logits, centres, temperature, 1.0, curve)[0].permute(1, 2, 0).numpy()
                        for text, curve in curves.items()}
-        bin_by_confidence(truth, plain, confidence, sums, counts)
+        bin_by_confidence(truth, plain, sure, sums, counts)
         small_truth = shrink(truth)
         lab_truth, l_small = rgb2lab(small_truth), color.luminance(small_truth)
         for text, ab in decoded.items():
@@ -79,9 +79,7 @@ def main() -> None:
             colour[text].append(colourfulness(out))
     print_bins(sums, counts)
     for text in curves:
-        photos = [v for values in scores[text].values() for v in values]
-        per = "  ".join(f"{k} {np.mean(v):.2f}" for k, v in sorted(scores[text].items()))
-        print(f"curve {text}: all ({len(photos)}) {np.mean(photos):.3f} ({np.mean(colour[text]):.1f}) | {per}")
+        print(f"curve {text}: {summary(scores[text], colour[text], 3)}")
 
 
 def bin_by_confidence(truth, ab, confidence, sums, counts) -> None:

@@ -42,23 +42,31 @@ def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: floa
     ab = torch.einsum("bqhw,qc->bchw", torch.softmax(logits / temperature, dim=1), centres)
     if curve is None:
         return ab
-    entropy = -(torch.softmax(logits, dim=1) * torch.log_softmax(logits, dim=1)).sum(1, keepdim=True)
-    return ab * curve_gain(entropy, len(centres), curve)
+    return ab * curve_gain(confidence(entropy(logits), len(centres)), curve)
 
 
-def curve_gain(entropy: torch.Tensor, bins: int, curve: Curve) -> torch.Tensor:
-    """The gain at confidence c = 1 - H / log Q of the model's own (T = 1) distribution: piecewise linear
-    through the curve's (confidence, gain) knots, flat beyond its ends.
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Logits (B, Q, H, W) -> (B, 1, H, W): the entropy H of the model's own (T = 1) distribution."""
+    return -(torch.softmax(logits, dim=1) * torch.log_softmax(logits, dim=1)).sum(1, keepdim=True)
+
+
+def confidence(h: torch.Tensor, bins: int) -> torch.Tensor:
+    """Entropy H -> c = 1 - H / log Q: 0 for a flat distribution over the Q bins, 1 for all mass on one bin."""
+    return 1.0 - h * (1.0 / math.log(bins))
+
+
+def curve_gain(c: torch.Tensor, curve: Curve) -> torch.Tensor:
+    """The gain at each pixel's confidence c (`confidence`): piecewise linear through the curve's
+    (confidence, gain) knots, flat beyond its ends.
 
     Where the distribution is flat the model does not know the colour, and for ΔE gray is the best guess;
     where it is peaked the colour is usually right and can be stronger than one constant gain could afford.
     The surest pixels want less again (on val_ood they are mostly near-neutral; on familiar photos a high gain
     there over-colours skies and faces). On val_ood: ΔE about 0.2 lower at equal colourfulness, val no worse
     (weights/README.md, step 16)."""
-    confidence = 1.0 - entropy * (1.0 / math.log(bins))
-    out = torch.full_like(confidence, curve[0][1])
+    out = torch.full_like(c, curve[0][1])
     for (c0, g0), (c1, g1) in zip(curve, curve[1:]):
-        out = out + (g1 - g0) * ((confidence - c0) * (1.0 / (c1 - c0))).clamp(0.0, 1.0)
+        out = out + (g1 - g0) * ((c - c0) * (1.0 / (c1 - c0))).clamp(0.0, 1.0)
     return out
 
 
@@ -77,8 +85,7 @@ def _annealed_mean_as_conv(logits: torch.Tensor, centres: torch.Tensor, temperat
         return ab
     e, ones = torch.exp(d), weight[2:]
     s = F.conv2d(e, ones)
-    entropy = torch.log(s) - F.conv2d(e * d, ones) / s
-    return ab * curve_gain(entropy, len(centres), curve)
+    return ab * curve_gain(confidence(torch.log(s) - F.conv2d(e * d, ones) / s, len(centres)), curve)
 
 
 def nearest_bins(ab: torch.Tensor, centres: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

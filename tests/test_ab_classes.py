@@ -106,9 +106,10 @@ def test_class_loss_prefers_the_right_colour():
     assert class_loss(right, ab, CENTRES, weights) < class_loss(wrong, ab, CENTRES, weights) - 3
 
 
-def tiny_classes_model(hints: bool = False):
+def tiny_classes_model(hints: bool = False, curve=None):
     torch.manual_seed(0)
-    return create_model(ModelConfig.from_dict({**TINY_MODEL, "colour_classes": True, "hints": hints})).eval()
+    return create_model(ModelConfig.from_dict({**TINY_MODEL, "colour_classes": True, "hints": hints,
+                                               "confidence_gain": curve})).eval()
 
 
 def test_classes_model_maps_l_to_ab_in_the_bins_range_and_zero_hints_change_nothing():
@@ -131,8 +132,7 @@ def test_classes_model_runs_alike_in_onnx_runtime(tmp_path, monkeypatch, curve):
     from recolor.engine import Colorizer
     from recolor.weights import save_weights
     monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path))
-    model = tiny_classes_model()
-    model = create_model(dataclasses.replace(model.config, confidence_gain=curve)).eval()
+    model = tiny_classes_model(curve=curve)
     with torch.no_grad():  # a peaked, varied distribution: logits far from uniform
         model.classes.net[-1].weight.normal_(0, 2.0)
     path = save_weights(model, tmp_path / "classes.safetensors", half=False)
