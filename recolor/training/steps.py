@@ -88,17 +88,27 @@ class Step:
         generator = torch.Generator().manual_seed(seed % (1 << 63))
         return sample_hint_planes(ab, generator, self.cfg.hint_free)
 
-    def pretrain(self, l_in, l, ab) -> dict:
-        logs: dict = {}
+    def generate(self, l_in: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (a/b in fp32, the bin logits of a colour_classes generator or None)."""
         classes = self.state.generator.config.colour_classes
         with self.autocast():
             out = self.g_net(l_in, self.hint_planes(ab), with_logits=classes)
         fake, logits = out if classes else (out, None)
-        loss = self.reconstruction(l, ab, fake.float(), logs)
-        if classes:  # the rebalanced cross-entropy on the bins (ab_classes.py)
-            ce = class_loss(logits, ab, self.state.generator.classes.centres, self.class_weights)
-            logs["class"] = ce.detach()
-            loss = loss + self.cfg.class_weight * ce
+        return fake.float(), logits
+
+    def class_term(self, logits: torch.Tensor | None, ab: torch.Tensor, logs: dict) -> torch.Tensor | float:
+        """class_weight · the rebalanced cross-entropy on the bins (ab_classes.py), in every generator step:
+        without it an adversarial phase would move a classes model's logits by the decoded a/b alone."""
+        if logits is None:
+            return 0.0
+        ce = class_loss(logits, ab, self.state.generator.classes.centres, self.class_weights)
+        logs["class"] = ce.detach()
+        return self.cfg.class_weight * ce
+
+    def pretrain(self, l_in, l, ab) -> dict:
+        logs: dict = {}
+        fake, logits = self.generate(l_in, ab)
+        loss = self.reconstruction(l, ab, fake, logs) + self.class_term(logits, ab, logs)
         self.check(loss, "generator")
         self.backward(loss, self.state.g_opt)
         logs["loss"] = loss.detach()
@@ -123,14 +133,13 @@ class Step:
     def gan(self, l_in, l, ab) -> dict:
         """One TTUR step: the critic on this batch's fakes, then the generator against the updated critic."""
         logs: dict = {}
-        with self.autocast():
-            fake = self.g_net(l_in, self.hint_planes(ab)).float()
+        fake, logits = self.generate(l_in, ab)
         logs["critic"] = self.critic_update(l, ab, fake)
         critic = self.state.critic.requires_grad_(False)  # the plain module: its grads are not wanted here
         with self.autocast():
             adv = generator_hinge_loss(critic(l, fake))
         critic.requires_grad_(True)
-        loss = self.reconstruction(l, ab, fake, logs) + self.cfg.adv_weight * adv
+        loss = self.reconstruction(l, ab, fake, logs) + self.class_term(logits, ab, logs) + self.cfg.adv_weight * adv
         logs["adv"] = adv.detach()
         self.check(loss, "generator")
         self.backward(loss, self.state.g_opt)
