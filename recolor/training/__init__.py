@@ -11,7 +11,8 @@ Stages (each can run alone in the same run folder; `all` runs them in order):
 2. `critic` — the critic alone, on real vs generated colour (Antic's NoGAN: pretrain both networks separately
    so the adversarial phase starts balanced). Conditional PatchGAN (Isola et al. 2017) with spectral norm
    and self-attention (Miyato et al. 2018; Zhang et al. 2019), hinge loss.
-3. `gan` — a short adversarial phase: generator loss = pixel + perceptual + λ·adversarial; two time-scale
+3. `gan` — a short adversarial phase: generator loss = pixel + perceptual + λ·adversarial (+ the class loss for a
+   `colour_classes` generator, as in pretraining); two time-scale
    update rule (Heusel et al. 2017, as SAGAN uses it: critic lr 4× the generator's, Adam β = (0, 0.9)).
    Validation every N steps keeps `best.safetensors` by a validation score, so nobody has to pick DeOldify's
    "inflection point" by eye.
