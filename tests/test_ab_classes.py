@@ -157,43 +157,37 @@ def test_fine_tuning_turns_a_regression_model_into_a_classifier(tmp_path):
     assert torch.equal(classifier.hints.conv.weight, torch.zeros_like(classifier.hints.conv.weight))
 
 
-@pytest.mark.slow
-def test_a_classes_run_lowers_its_class_loss(tmp_path):
-    import json
+def tiny_classes_run(tmp_path, **settings) -> list[dict]:
+    """A few steps of a tiny colour_classes run -> its metrics.jsonl records."""
     from recolor.training import TrainConfig, train
     make_photos(tmp_path / "train", 8, seed=1)
     make_photos(tmp_path / "val", 2, seed=2, prefix="val")
-    settings = tiny_settings(tmp_path / "train", tmp_path / "val", stage="pretrain", colour_classes=True,
-                             pixel_weight=0.0, feature_weight=0.0, colour_weight=0.0, pretrain_steps=30,
-                             sizes=[32], size_fractions=[1.0], log_every=6, val_every=30)
+    settings = tiny_settings(tmp_path / "train", tmp_path / "val", colour_classes=True, feature_weight=0.0,
+                             colour_weight=0.0, sizes=[32], size_fractions=[1.0], **settings)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: more threads only contend
     try:
         run = train(TrainConfig.from_dict({**settings, "out": str(tmp_path / "run")}))
     finally:
         torch.set_num_threads(threads)
-    curve = [r["class"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "class" in r]
-    assert len(curve) == 5 and curve[-1] < 0.8 * curve[0]
     from recolor.weights import load_model
     assert load_model(str(run / "model.safetensors"))[0].config.colour_classes
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_a_classes_run_lowers_its_class_loss(tmp_path):
+    records = tiny_classes_run(tmp_path, stage="pretrain", pixel_weight=0.0, pretrain_steps=30, log_every=6,
+                               val_every=30)
+    curve = [r["class"] for r in records if "class" in r]
+    assert len(curve) == 5 and curve[-1] < 0.8 * curve[0]
 
 
 @pytest.mark.slow
 def test_a_classes_model_keeps_its_class_loss_in_the_adversarial_stage(tmp_path):
-    import json
-    from recolor.training import TrainConfig, train
-    make_photos(tmp_path / "train", 8, seed=1)
-    make_photos(tmp_path / "val", 2, seed=2, prefix="val")
-    settings = tiny_settings(tmp_path / "train", tmp_path / "val", stage="all", colour_classes=True,
-                             feature_weight=0.0, colour_weight=0.0, pretrain_steps=4, critic_steps=4, gan_steps=6,
-                             sizes=[32], size_fractions=[1.0], gan_size=32, log_every=2, val_every=100)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run = train(TrainConfig.from_dict({**settings, "out": str(tmp_path / "run")}))
-    finally:
-        torch.set_num_threads(threads)
-    logs = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["stage"] == "gan" and "val" not in r]
+    records = tiny_classes_run(tmp_path, stage="all", pretrain_steps=4, critic_steps=4, gan_steps=6, gan_size=32,
+                               log_every=2, val_every=100)
+    logs = [r for r in records if r["stage"] == "gan" and "val" not in r]
     assert len(logs) == 3
     assert all({"class", "adv", "pixel"} <= set(r) and r["class"] > 0 and np.isfinite(r["loss"]) for r in logs)
     # the step's loss is its terms' sum: the cross-entropy is in it, not only logged
