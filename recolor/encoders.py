@@ -28,7 +28,7 @@ class PretrainedWeightsError(RuntimeError):
 
 
 def imagenet_state_dict(url: str, how: str = "") -> dict[str, torch.Tensor]:
-    """The file torchvision would download from `url`, read from the torch hub cache
+    """The file torchvision would download from `url` (or a file of that plain name), read from the torch hub cache
     ($TORCH_HOME/hub/checkpoints) with weights_only=True: nothing is downloaded and no pickled code runs
     (torchvision's own loader unpickles with weights_only=False). `how` says how to get it there."""
     path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
