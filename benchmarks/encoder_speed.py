@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ BASE = "mobilenet_v2"
 
 def graph(encoder: str, folder: Path) -> OnnxModel:
     torch.manual_seed(0)
-    config = replace(ModelConfig(), encoder=encoder, colour_classes=True, hints=True)
+    config = ModelConfig(encoder=encoder, colour_classes=True, hints=True)
     return OnnxModel(export(create_model(config).eval(), folder / f"{encoder}.onnx"))
 
 

@@ -104,8 +104,8 @@ class _MBConv(nn.Module):
 
 
 def _lite_plan(version: int) -> list[list[tuple[int, int, int, int, int]]]:
-    """(in, out, kernel, stride, expansion) of every block, grouped at strides 2, 4, 8, 16, 32; the stem is the
-    first group's first block. Lite keeps the first and last stages' depth when it deepens the rest."""
+    """(in, out, kernel, stride, expansion) of every block, grouped at strides 2, 4, 8, 16, 32 (the stem, not
+    listed, comes before the first group). Lite keeps the first and last stages' depth when it deepens the rest."""
     width, depth = _LITE_SCALE[version]
     stages, cin = [], 32
     for i, (kernel, stride, expansion, channels, repeats) in enumerate(_LITE_B0):
