@@ -3,7 +3,8 @@
     python -m benchmarks.bw_sheet --data ../shared/data/bw --models runs/old.safetensors default \
         --out examples/results/bw_old_vs_new_default.jpg [--height 200] [--columns 2]
 
-Numbers cannot say "sepia wash" or "gray foliage"; a look at the same real photos through two models can.
+Numbers cannot say "gray foliage" or "a blue dress"; a look at the same real photos through two models can
+(`bw_cast` puts a number on one fault, the sepia wash, and says which photo to look at).
 """
 from __future__ import annotations
 
