@@ -364,6 +364,19 @@ def test_dataset_items_are_deterministic_and_noise_only_touches_input(tmp_path):
     assert not np.array_equal(ds[(1, 18, 32)][2], ab)  # another sample number, another crop
 
 
+def test_fade_softens_and_flattens_the_input_only(tmp_path):
+    paths = [str(p) for p in make_photos(tmp_path, 2)]
+    plain, faded = rdata.ColorPhotos(paths, seed=0), rdata.ColorPhotos(paths, seed=0, fade=1.0)
+    for sample in range(4):
+        (l_in, l, ab), (f_in, f, f_ab) = plain[(0, sample, 64)], faded[(0, sample, 64)]
+        assert np.array_equal(l, f) and np.array_equal(ab, f_ab) and np.array_equal(l_in, l)
+        assert np.ptp(f_in) < np.ptp(l)  # lifted blacks, dulled whites
+        assert np.abs(np.diff(f_in, axis=2)).mean() < np.abs(np.diff(l, axis=2)).mean()  # softer edges
+        assert np.array_equal(f_in, faded[(0, sample, 64)][0])  # seeded by the sample number
+    with pytest.raises(ValueError, match="fade"):
+        TrainConfig(data="x", out="y", fade=1.5).check()
+
+
 # ------------------------------------------------------------------------------------------- losses
 def test_lab_to_rgb_matches_opencv():
     from recolor.color import rgb_to_lab

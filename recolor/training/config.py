@@ -37,6 +37,7 @@ class TrainConfig:
     perceptual: str = "mobilenet_v2"  # mobilenet_v2 | vgg16_bn | none
     batch_size: int = 16  # per process; the global batch is batch_size × world size
     noise: float = 2.0  # max σ of Gaussian noise on the input L (L units); steadies video
+    fade: float = 0.0  # share of crops whose input L is softened and faded like an old print (data.faded)
     zoom: float = DEFAULT_ZOOM  # crops come from the photo scaled to a shorter side in [size, zoom·size]
     source_weights: dict[str, float] = field(default_factory=dict)  # draw weight per file-name prefix; others 1
     ema: float = 0.999  # weight averaging; 0 turns it off
@@ -104,6 +105,8 @@ class TrainConfig:
             raise ValueError("crop sizes must be multiples of 32 (the encoder's stride)")
         if any(w < 0 for w in self.source_weights.values()):
             raise ValueError("source weights must be 0 or more")
+        if not 0 <= self.fade <= 1:
+            raise ValueError("fade is a share of crops: between 0 and 1")
         return self
 
 

@@ -8,8 +8,10 @@
   file perm_e[p mod n] of epoch e = p div n. A resumed run therefore sees the same crops as an uninterrupted
   one, whatever the worker count, and under DDP each rank takes its own slice of every global batch.
 - Augmentation (seeded by the sample number): random scale and crop, horizontal flip, mild luminance jitter
-  (a gamma on L, chroma kept) and optional Gaussian noise on the network's input L only, which teaches it to
-  ignore film grain and steadies video (the clean L is kept for the RGB losses).
+  (a gamma on L, chroma kept) and, on the network's input L only (the clean L is kept for the RGB losses):
+  optional Gaussian noise, which teaches it to ignore film grain and steadies video, and an optional "faded
+  print" (softened, lifted blacks, dulled whites), since soft low-contrast input otherwise reads as "skin"
+  and old photos come out with a sepia-orange wash.
 """
 from __future__ import annotations
 
@@ -151,10 +153,11 @@ class ColorPhotos:
     Returns (L_in, L, ab): L_in is the network input (with noise), L the clean luminance, all float32."""
 
     def __init__(self, paths: list[str], seed: int = 0, augment: bool = True, noise: float = 0.0,
-                 zoom: float = DEFAULT_ZOOM):
+                 zoom: float = DEFAULT_ZOOM, fade: float = 0.0):
         if not paths:
             raise ValueError("no training photos")
         self.paths, self.seed, self.augment, self.noise, self.zoom = list(paths), seed, augment, noise, zoom
+        self.fade = fade
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -179,11 +182,19 @@ class ColorPhotos:
             rgb = rgb[:, ::-1]
         l, ab = to_l_ab(np.ascontiguousarray(rgb))
         l = (100.0 * (l / 100.0) ** rng.uniform(0.8, 1.25)).astype(np.float32)  # luminance jitter, chroma kept
-        l_in = l
+        l_in = faded(l, rng) if self.fade > 0 and rng.random() < self.fade else l
         if self.noise > 0:
             sigma = rng.uniform(0.0, self.noise)
-            l_in = np.clip(l + rng.normal(0.0, sigma, l.shape), 0, 100).astype(np.float32)
+            l_in = np.clip(l_in + rng.normal(0.0, sigma, l.shape), 0, 100).astype(np.float32)
         return l_in, l, ab
+
+
+def faded(l: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """L (1, S, S) as an old print shows it: blurred (σ up to 1.5 px), blacks lifted to up to 20, whites
+    dulled to down to 80. The colour target stays the clean photo's."""
+    soft = cv2.GaussianBlur(l[0], (0, 0), rng.uniform(0.3, 1.5))
+    black, white = rng.uniform(0.0, 20.0), rng.uniform(80.0, 100.0)
+    return (black + soft * ((white - black) / 100.0))[None].astype(np.float32)
 
 
 class StepBatches:

@@ -77,7 +77,7 @@ class Run:
                               lambda s: size_at(self.cfg, stage, s), SAMPLE_OFFSET[stage], self.ctx.rank,
                               self.ctx.world, self.draw_p)
         dataset = ColorPhotos(self.train_paths, self.cfg.seed, augment=True, noise=self.cfg.noise,
-                              zoom=self.cfg.zoom)
+                              zoom=self.cfg.zoom, fade=self.cfg.fade)
         workers = self.cfg.workers if self.cfg.workers >= 0 else min(8, (os.cpu_count() or 2) // 2)
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
                                              pin_memory=self.ctx.device.type == "cuda",
