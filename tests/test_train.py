@@ -325,6 +325,28 @@ def test_scan_skips_gray_and_unreadable_files(tmp_path):
     assert [Path(p).name for p in index.unreadable] == ["broken.jpg"]
 
 
+def sepia(rgb: np.ndarray) -> np.ndarray:
+    """The classic sepia matrix, scaled so white stays in range: every pixel's colour a function of its brightness."""
+    m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
+    return rgb @ m.T / m[0].sum()
+
+
+def test_toned_prints_are_told_from_colour_photos_and_skipped_in_training_only(tmp_path):
+    import cv2
+    from skimage import data
+    from recolor.images import find_images
+    for name in ("astronaut", "coffee", "chelsea"):
+        rgb = getattr(data, name)().astype(np.float32) / 255
+        assert not rdata.is_toned(rgb) and rdata.is_toned(sepia(rgb)), name
+        cv2.imwrite(str(tmp_path / f"{name}.png"), (rgb[..., ::-1] * 255).astype(np.uint8))
+        cv2.imwrite(str(tmp_path / f"sepia_{name}.png"), (sepia(rgb)[..., ::-1] * 255).astype(np.uint8))
+    training = rdata.scan_photos(find_images(tmp_path), skip_toned=True)
+    assert sorted(Path(p).name for p in training.toned) == ["sepia_astronaut.png", "sepia_chelsea.png",
+                                                            "sepia_coffee.png"]
+    assert len(training.photos) == 3 and "3 toned" in training.summary()
+    assert len(rdata.scan_photos(find_images(tmp_path)).photos) == 6  # validation scores them all
+
+
 def test_step_batches_are_a_function_of_step_and_split_across_ranks():
     size = lambda step: 32
     single = rdata.StepBatches(5, 4, seed=3, steps=range(0, 6), size_at=size)

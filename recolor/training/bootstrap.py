@@ -53,11 +53,11 @@ def photo_index(cfg: TrainConfig, ctx: Dist, out: Path, resume: bool) -> tuple[l
     saved = out / "data.json"
     if resume and saved.exists():
         d = json.loads(saved.read_text())
-        return d["train"], d["val"], PhotoIndex(d["train"] + d["val"], d["gray"], d["unreadable"])
+        return d["train"], d["val"], PhotoIndex(d["train"] + d["val"], d["gray"], d["unreadable"], d.get("toned", []))
     root = Path(cfg.data)
     if not root.is_dir():
         raise TrainingError(f"--data {cfg.data}: not a folder")
-    index = scan_photos(find_images(root))
+    index = scan_photos(find_images(root), skip_toned=True)  # a separate --val keeps them: comparable scores
     if not index.photos:
         raise TrainingError(f"--data {cfg.data}: no usable colour photos ({index.summary()})")
     if cfg.val:
@@ -68,7 +68,7 @@ def photo_index(cfg: TrainConfig, ctx: Dist, out: Path, resume: bool) -> tuple[l
         train_paths, val_paths = split_val(index.photos, cfg.val_fraction, cfg.seed, cfg.val_max)
     if ctx.main:
         saved.write_text(json.dumps({"train": train_paths, "val": val_paths, "gray": index.gray,
-                                     "unreadable": index.unreadable}, indent=1))
+                                     "toned": index.toned, "unreadable": index.unreadable}, indent=1))
     return train_paths, val_paths, index
 
 
