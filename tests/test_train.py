@@ -326,7 +326,7 @@ def test_scan_skips_gray_and_unreadable_files(tmp_path):
 
 
 def sepia(rgb: np.ndarray) -> np.ndarray:
-    """The classic sepia matrix, scaled so white stays in range: every pixel's colour a function of its brightness."""
+    """The classic sepia matrix, scaled to stay in range: each pixel's colour a function of its brightness."""
     m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
     return rgb @ m.T / m[0].sum()
 

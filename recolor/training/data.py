@@ -11,8 +11,8 @@
 - Augmentation (seeded by the sample number): random scale and crop, horizontal flip, mild luminance jitter
   (a gamma on L, chroma kept) and, on the network's input L only (the clean L is kept for the RGB losses):
   optional Gaussian noise, which teaches it to ignore film grain and steadies video, and an optional "faded
-  print" (softened, lifted blacks, dulled whites), since soft low-contrast input otherwise reads as "skin"
-  and old photos come out with a sepia-orange wash.
+  print" (softened, lifted blacks, dulled whites), since a blurred input otherwise reads as warm
+  (weights/README.md, step 24).
 """
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ TONED_RESIDUAL = 2.0  # Lab a/b units: how far a toned print's colour strays fro
 def is_toned(rgb: np.ndarray) -> bool:
     """A monochrome print in one tint (sepia, selenium, cyanotype; RGB float in [0, 1]): its a/b is a function of
     L, so the colour left after taking away the mean a/b of each band of 2.5 L units is under TONED_RESIDUAL (rms,
-    at 96×96). Such a photo holds no colour to learn, only "old-looking photos are brown", the wash the model
-    gives real old photos. It also catches some skies of heavy cloud and clothes on a matching floor."""
+    at 96×96). Such a photo holds no colour to learn, only "old-looking photos are brown". It also catches some
+    skies of heavy cloud and clothes on a matching floor."""
     lab = rgb_to_lab(cv2.resize(rgb, (96, 96), interpolation=cv2.INTER_AREA)).reshape(-1, 3)
     band, ab = np.minimum(lab[:, 0] // 2.5, 39).astype(int), lab[:, 1:].astype(np.float64)
     counts = np.bincount(band, minlength=40)[:, None]
