@@ -338,6 +338,7 @@ def test_toned_prints_are_told_from_colour_photos_and_skipped_in_training_only(t
     for name in ("astronaut", "coffee", "chelsea"):
         rgb = getattr(data, name)().astype(np.float32) / 255
         assert not rdata.is_toned(rgb) and rdata.is_toned(sepia(rgb)), name
+        assert not rdata.is_toned(sepia(rgb)[..., ::-1])  # a blue tint (a cyanotype, a cloudy sky) is kept
         cv2.imwrite(str(tmp_path / f"{name}.png"), (rgb[..., ::-1] * 255).astype(np.uint8))
         cv2.imwrite(str(tmp_path / f"sepia_{name}.png"), (sepia(rgb)[..., ::-1] * 255).astype(np.uint8))
     training = rdata.scan_photos(find_images(tmp_path), skip_toned=True)

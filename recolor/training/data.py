@@ -2,9 +2,9 @@
 
 - `scan_photos` decodes every file once: unreadable files are skipped and listed, gray or near-gray photos
   (95th-percentile Lab chroma under `color.GRAY_CHROMA`, about two just-noticeable differences) are skipped,
-  since they teach the network nothing but "no colour", and so are toned prints (sepia and the like: `is_toned`),
-  which teach "an old-looking photo is brown". The result is stored in the run, so `--resume` trains on exactly
-  the same files.
+  since they teach the network nothing but "no colour", and so are warm-toned prints (sepia and the like:
+  `is_toned`), which teach "an old-looking photo is brown". The result is stored in the run, so `--resume`
+  trains on exactly the same files.
 - `StepBatches` makes the data order a pure function of (seed, global step): sample number p of the run is
   file perm_e[p mod n] of epoch e = p div n. A resumed run therefore sees the same crops as an uninterrupted
   one, whatever the worker count, and under DDP each rank takes its own slice of every global batch.
@@ -58,18 +58,22 @@ class PhotoIndex:
 
 
 TONED_RESIDUAL = 2.0  # Lab a/b units: how far a toned print's colour strays from the mean colour at its L
+WARM_TINTS = (20.0, 110.0)  # hue of the mean a/b, degrees from +a towards +b: red-brown through sepia to yellow
 
 
 def is_toned(rgb: np.ndarray) -> bool:
-    """A monochrome print in one tint (sepia, selenium, cyanotype; RGB float in [0, 1]): its a/b is a function of
-    L, so the colour left after taking away the mean a/b of each band of 2.5 L units is under TONED_RESIDUAL (rms,
-    at 96×96). Such a photo holds no colour to learn, only "old-looking photos are brown". It also catches some
-    skies of heavy cloud and clothes on a matching floor."""
+    """A monochrome print in a warm tint (sepia, gold, selenium brown; RGB float in [0, 1]): its a/b is a function
+    of L, so the colour left after taking away the mean a/b of each band of 2.5 L units is under TONED_RESIDUAL
+    (rms, at 96×96), and its mean a/b is warm. Such a photo holds no colour to learn, only "old-looking photos are
+    brown". It also catches clothes laid on a matching floor. Cool-toned photos are kept: in practice they are
+    skies of heavy cloud, which teach skies and water (weights/README.md, step 24)."""
     lab = rgb_to_lab(cv2.resize(rgb, (96, 96), interpolation=cv2.INTER_AREA)).reshape(-1, 3)
     band, ab = np.minimum(lab[:, 0] // 2.5, 39).astype(int), lab[:, 1:].astype(np.float64)
     counts = np.bincount(band, minlength=40)[:, None]
     means = np.stack([np.bincount(band, ab[:, i], minlength=40) for i in (0, 1)], 1) / np.maximum(counts, 1)
-    return float(np.sqrt(((ab - means[band]) ** 2).sum(1).mean())) < TONED_RESIDUAL
+    hue = np.degrees(np.arctan2(ab[:, 1].mean(), ab[:, 0].mean()))
+    one_tint = np.sqrt(((ab - means[band]) ** 2).sum(1).mean()) < TONED_RESIDUAL
+    return bool(one_tint and WARM_TINTS[0] < hue < WARM_TINTS[1])
 
 
 def scan_photos(paths: list[Path], min_side: int = 32, skip_toned: bool = False) -> PhotoIndex:
