@@ -288,7 +288,7 @@ def inference_state_dict(model: Generator) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------------------------------------- registry
 MODELS: dict[str, ModelConfig] = {
-    # the shipped default: small, fast on a laptop CPU
+    # the first default's architecture: small, fast on a laptop CPU (the shipped weights carry their own config)
     "recolor-small": ModelConfig(),
     # DeOldify-Artistic-like: ResNet34 encoder, deeper decoder
     "recolor-artistic": ModelConfig(encoder="resnet34", decoder_channels=(512, 384, 256, 96)),
