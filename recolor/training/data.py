@@ -2,9 +2,9 @@
 
 - `scan_photos` decodes every file once: unreadable files are skipped and listed, gray or near-gray photos
   (95th-percentile Lab chroma under `color.GRAY_CHROMA`, about two just-noticeable differences) are skipped,
-  since they teach the network nothing but "no colour", and so are warm-toned prints (sepia and the like:
-  `is_toned`), which teach "an old-looking photo is brown". The result is stored in the run, so `--resume`
-  trains on exactly the same files.
+  since they teach the network nothing but "no colour"; for training (not for a separate `--val`), so are
+  warm-toned prints (sepia and the like: `is_toned`), which teach "an old-looking photo is brown". The result
+  is stored in the run, so `--resume` trains on exactly the same files.
 - `StepBatches` makes the data order a pure function of (seed, global step): sample number p of the run is
   file perm_e[p mod n] of epoch e = p div n. A resumed run therefore sees the same crops as an uninterrupted
   one, whatever the worker count, and under DDP each rank takes its own slice of every global batch.
