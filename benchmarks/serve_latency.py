@@ -9,7 +9,7 @@
    else (there should be none), and the server's memory (VmRSS): idle once warm, at its peak, and afterwards.
 
 Writes benchmarks/results/serve.json and prints a Markdown table. Needs playwright and a Chromium (see
-recolor/serve/testing.py). Photos: ../shared/data/bw when it is there, else examples/input/camera.png.
+tests/browser.py). Photos: ../shared/data/bw when it is there, else examples/input/camera.png.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from playwright.sync_api import expect
 
-from recolor.serve.testing import offline_browser, offline_page, running_server
+from tests.browser import offline_browser, offline_page, running_server  # run from the clone's root
 
 from .common import RESULTS, SHARED_DATA, machine
 

@@ -5,19 +5,21 @@
 Starts the real server (the shipped default model, on the CPU), opens the page in headless Chromium (every
 request to anywhere but 127.0.0.1 refused), chooses three black-and-white photos made from examples/input/
 (CC0), waits for their colour and saves the whole page. Needs playwright and a Chromium (see
-recolor/serve/testing.py).
+tests/browser.py, the tests' harness: this script runs from a clone).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 import cv2
 
-from recolor.serve.testing import offline_browser, offline_page, running_server
-
 EXAMPLES = Path(__file__).resolve().parent
+sys.path.insert(0, str(EXAMPLES.parent))  # the clone's root: the harness is tests/browser.py, not in the package
+from tests.browser import offline_browser, offline_page, running_server  # noqa: E402
+
 PHOTOS = ("camera.png", "chelsea.jpg", "astronaut.jpg")
 
 

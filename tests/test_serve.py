@@ -471,7 +471,7 @@ def test_a_taken_port_is_a_one_line_error(tmp_path):
 
 def test_recolor_serve_answers_and_cleans_up_when_stopped(tmp_path):
     import os
-    from recolor.serve.testing import running_server
+    from browser import running_server
     with running_server("--device", "cpu", env={**os.environ, "TMPDIR": str(tmp_path)}) as server:
         with urllib.request.urlopen(server.origin + "/api/health", timeout=60) as response:
             assert json.load(response)["model"] == "default"

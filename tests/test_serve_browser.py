@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from recolor.serve.testing import find_chromium, offline_browser, offline_page, running_server
+from browser import find_chromium, offline_browser, offline_page, running_server
 
 TOKEN = "page-t0ken"
 DONE_S = 60  # generous: a photo takes about a second here, but CI machines are shared

@@ -1,6 +1,7 @@
 """Driving the real page: `recolor serve` in a subprocess, and headless Chromium that may reach nothing else.
 
-Used by tests/test_serve_browser.py, benchmarks/serve_latency.py and examples/serve_screenshot.py. Needs
+A test harness, so it lives with the tests, not in the package: tests import it as `browser`, and
+benchmarks/serve_latency.py and examples/serve_screenshot.py (run from a clone) as `tests.browser`. Needs
 playwright (the `dev` extra) and a Chromium on the PATH (Debian: `apt-get install chromium`); Playwright's own
 browser download is never used.
 """
