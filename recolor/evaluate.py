@@ -8,6 +8,10 @@ vivid real photos are. Photos are also grouped by source, the file-name prefix b
 (e.g. `utkface_0042.jpg` -> `utkface`), because a face-heavy or otherwise skewed folder flatters a model.
 Gray ground-truth photos are skipped (nothing to measure), unreadable ones reported; neither stops the run.
 
+ΔE alone rewards gray where a model is unsure, so each photo also counts as *washed out* when its colourfulness
+is under WASHED_OUT (0.4) of its ground truth's: the share of such photos, overall and per source, is what a
+user sees as gray skin, gray animals and sepia casts. Choose models on ΔE, colourfulness and this rate together.
+
 With hint counts (`--hints 1 --hints 10`), each photo is also colorized with that many hints simulated from its
 true colours (hints.simulated_hints, seeded by the photo's name, so every model gets the same points), which
 gives the curve Zhang et al. 2017 report: ΔE2000 and PSNR against the number of hints.
@@ -28,6 +32,8 @@ from . import color, metrics
 from .color import is_near_gray
 from .defaults import BATCH_SIZE, PHOTO_RENDER_FACTOR
 from .images import ImageError, find_images, read_image, to_rgb8
+
+WASHED_OUT = 0.4  # a photo whose colourfulness is under this share of its truth's reads as gray or washed out
 
 
 @dataclass(frozen=True)
@@ -85,9 +91,11 @@ def desaturate(rgb: np.ndarray) -> np.ndarray:
 def score_photo(name: str, source: str, truth: np.ndarray, gray: np.ndarray, pred: np.ndarray,
                 baseline: bool = True) -> dict:
     row: dict = {"name": name, "source": source}
+    truth_colourfulness = metrics.colourfulness(truth)
     for prefix, image in [("model", pred)] + ([("baseline", gray)] if baseline else []):
         row.update({f"{prefix}_{k}": v for k, v in metrics.image_metrics(truth, image).items()})
-    row["truth_colourfulness"] = metrics.colourfulness(truth)
+        row[f"{prefix}_washed_out"] = float(row[f"{prefix}_colourfulness"] < WASHED_OUT * truth_colourfulness)
+    row["truth_colourfulness"] = truth_colourfulness
     return row
 
 

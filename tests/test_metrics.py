@@ -117,6 +117,21 @@ def test_evaluate_with_an_oracle_and_the_baseline(photo_folder):
     assert quick.summary()["baseline"] == {} and quick.summary()["model"] == s["model"]
 
 
+def test_washed_out_rate_counts_photos_far_below_their_truths_colourfulness():
+    from recolor.evaluate import WASHED_OUT, score_photo
+    truth = np.zeros((32, 32, 3), np.uint8)
+    truth[:, :16] = (200, 40, 40)
+    truth[:, 16:] = (40, 160, 60)
+    gray = np.repeat(truth.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+    rows = [score_photo(f"p{i}", "s", truth, gray, (gray + k * (truth.astype(np.float32) - gray)).astype(np.uint8))
+            for i, k in enumerate([0.1, 0.3, 0.6, 1.0])]  # a quarter to all of the truth's chroma
+    shares = [r["model_colourfulness"] / r["truth_colourfulness"] for r in rows]
+    assert [r["model_washed_out"] for r in rows] == [float(q < WASHED_OUT) for q in shares]
+    assert [r["model_washed_out"] for r in rows] == [1.0, 1.0, 0.0, 0.0]
+    assert all(r["baseline_washed_out"] == 1.0 for r in rows)  # gray is always washed out
+    assert EvalResult(rows=rows).summary()["model"]["washed_out"] == 0.5
+
+
 def test_source_prefix():
     from pathlib import Path
     assert source_of(Path("x/utkface_0001.jpg")) == "utkface" and source_of(Path("photo.jpg")) == "(none)"
@@ -134,6 +149,7 @@ def test_eval_command_prints_table_and_writes_json(photo_folder, model_file, tmp
     report = json.loads(out.read_text())
     assert report["count"] == 3 and len(report["images"]) == 3 and len(report["skipped"]) == 2
     assert report["baseline"]["colourfulness"] < 0.5 and report["model"]["colourfulness"] > 0
+    assert report["baseline"]["washed_out"] == 1.0 and "washed_out" in report["per_source"]["alpha"]["model"]
     res = CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "nope"), "--model", str(model_file)])
     assert res.exit_code == 2 and "not a folder" in res.output
 

@@ -15,7 +15,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-METRIC_NAMES = {"delta_e": "ΔE2000 ↓", "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "colourfulness": "colourfulness"}
+METRIC_NAMES = {"delta_e": "ΔE2000 ↓", "psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "colourfulness": "colourfulness",
+                "washed_out": "washed-out rate ↓"}
 
 
 # ------------------------------------------------------------------------------------------- photos
@@ -153,11 +154,12 @@ def eval_tables(result) -> tuple[Table, ...]:
         truth = f"{s['truth']['colourfulness']:.1f}" if key == "colourfulness" else ""
         main.add_row(label, f"{s['model'][key]:.3f}", f"{s['baseline'][key]:.3f}", truth)
     per = Table(title="per source (file-name prefix)")
-    for col in ("source", "photos", "ΔE model", "ΔE baseline", "colourfulness model", "ground truth"):
+    for col in ("source", "photos", "ΔE model", "ΔE baseline", "colourfulness model", "ground truth", "washed out"):
         per.add_column(col, justify="left" if col == "source" else "right")
     for source, t in result.per_source().items():
         per.add_row(source, str(t["count"]), f"{t['model']['delta_e']:.2f}", f"{t['baseline']['delta_e']:.2f}",
-                    f"{t['model']['colourfulness']:.1f}", f"{t['truth']['colourfulness']:.1f}")
+                    f"{t['model']['colourfulness']:.1f}", f"{t['truth']['colourfulness']:.1f}",
+                    f"{100 * t['model']['washed_out']:.0f}%")
     if not any(k.startswith("hints") for k in s):
         return main, per
     curve = Table(title="with simulated hints (Zhang et al. 2017)")
