@@ -1,9 +1,11 @@
 """The Typer app every command registers on, and what the commands share: the Rich console, `fail` (one line,
-then exit), `load_colorizer` and `require_hints`."""
+then exit), `require_extra`, `load_colorizer` and `require_hints`."""
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -12,8 +14,36 @@ from rich.markup import escape
 
 from .. import __version__
 
+# The optional modules, by the extra of pyproject.toml that installs them: the base install is CPU inference.
+EXTRAS = {"torch": "torch", "torchvision": "torch", "onnx": "torch", "fastapi": "serve", "starlette": "serve",
+          "uvicorn": "serve", "multipart": "serve", "python_multipart": "serve"}
+
+
+def missing_extra(module: str | None, extra: str | None = None) -> str | None:
+    """The one-line error for an optional module that is not installed, or None if `module` is not one."""
+    top = (module or "").partition(".")[0]
+    if top not in EXTRAS:
+        return None
+    return f"{top} is not installed; this needs it: pip install 'recolor[{extra or EXTRAS[top]}]'"
+
+
+class App(typer.Typer):
+    """Typer, but a command that reaches a module of an extra that is not installed (torch for --runtime torch
+    or a GPU, say) ends in one line naming the extra, not in a traceback."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except ModuleNotFoundError as e:
+            message = missing_extra(e.name)
+            if message is None:
+                raise
+            console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+
 # rich_markup_mode=None: help texts are plain text, so `recolor[onnx]` or `owner/repo[@rev]` print as written
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = App(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Bring black-and-white photos and film back to colour.")
 console = Console(stderr=True)
 
@@ -41,6 +71,13 @@ def fail(message: str, code: int = 2) -> None:
     """One line whatever the terminal width (never wrapped, so it greps), then exit with `code`."""
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Fail in one line, before any work, if a module this command needs (from `extra`) is not installed."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            fail(missing_extra(module, extra))
 
 
 def load_colorizer(model: str, device: str, precision: str, runtime: str = "auto"):

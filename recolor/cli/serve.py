@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..serve import ServeConfig  # stdlib only: --help stays instant
-from .app import app, fail, load_colorizer
+from .app import app, fail, load_colorizer, require_extra
 from .options import DeviceOpt
 
 
@@ -29,6 +29,7 @@ def serve_command(
         "--max-pixels", min=1, help="Refuse photos larger than this many pixels.")] = ServeConfig.max_pixels,
 ) -> None:
     """A local web page for colorizing photos and films in a browser (and its HTTP API); prints its address."""
+    require_extra("serve", "fastapi", "uvicorn")
     from ..serve import ServeError, listen, run
     try:
         config = ServeConfig(host, port, token, max_upload_mb, max_film_mb, max_pixels)
