@@ -1,12 +1,12 @@
 """int8 for the CPU runtime, measured: ONNX Runtime static quantization calibrated on real photos.
 
-    python -m benchmarks.quantize [--calibration 32] [--reps 7] [--val-limit N]
+    python -m research.quantize [--calibration 32] [--reps 7] [--val-limit N]
 
 The default model is exported in fp32, quantized (QDQ, per-channel int8 weights, uint8 activations, MinMax
 calibration on the L planes of real training photos at render size), then both graphs run in the same
 process: speed as the median of paired per-call ratios on a 1080p photo at rf 35, quality as `recolor eval`
 scores both on ../shared/data/val. The project keeps int8 as the default only if it is ≥ 1.3× faster and
-costs ≤ 0.05 ΔE2000 (benchmarks/README.md has the verdict). Writes benchmarks/results/quantize.json (quantize-keep.json with --keep-fp32).
+costs ≤ 0.05 ΔE2000 (research/README.md has the verdict). Writes benchmarks/results/quantize.json (quantize-keep.json with --keep-fp32).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import RESULTS, SHARED_DATA, big_photo, machine
+from benchmarks.common import RESULTS, SHARED_DATA, big_photo, machine
 
 
 def calibration_inputs(count: int, render_factor: int) -> list[np.ndarray]:
@@ -75,7 +75,7 @@ def quality(model, limit: int | None) -> dict:
     from recolor.evaluate import evaluate_photos
     from recolor.images import find_images
     paths = find_images(SHARED_DATA / "val")[:limit]
-    result = evaluate_photos(Colorizer(model), paths, 35, baseline=False)
+    result = evaluate_photos(Colorizer.from_model(model), paths, 35, baseline=False)
     return result.summary()["model"]
 
 

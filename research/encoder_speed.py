@@ -1,6 +1,6 @@
 """Network time of the generator with each encoder, as ratios against the shipped one (MobileNetV2).
 
-    python -m benchmarks.encoder_speed [--reps 10] [--encoders efficientnet_lite0 ...]
+    python -m research.encoder_speed [--reps 10] [--encoders efficientnet_lite0 ...]
 
 The default-model issue allows a larger encoder at up to 1.3× today's network time at render factor 35. Each
 generator has the shipped architecture otherwise (colour classes, hint input), random weights (speed does not
@@ -21,8 +21,8 @@ import torch
 from recolor.model import ModelConfig, create_model
 from recolor.onnx_runtime import OnnxModel, export
 
-from .common import RESULTS, machine
-from .levers import paired_ratio
+from benchmarks.common import RESULTS, machine
+from research.levers import paired_ratio
 
 SIZES = {"square rf 35 576x576": (1, 576, 576), "photo rf 35 736x416": (1, 416, 736),
          "film rf 21 384x288, batch 4": (4, 288, 384)}

@@ -1,6 +1,6 @@
 """The engine's render size against the alternatives, measured on a folder of colour photos.
 
-    python -m benchmarks.render_size --data ../shared/data/val --model default --render-factor 35
+    python -m research.render_size --data ../shared/data/val --model default --render-factor 35
 
 Four ways to size the network's input, all through `recolor eval`'s own scoring (`evaluate.evaluate_photos`:
 desaturate, colorize, CIEDE2000 ΔE against the original, Hasler–Süsstrunk colourfulness):

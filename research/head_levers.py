@@ -1,6 +1,6 @@
 """The two graph levers of 2026-11-30, timed in ONNX Runtime as ratios against the graph before them.
 
-    python -m benchmarks.head_levers [--reps 12]
+    python -m research.head_levers [--reps 12]
 
 - upsampling as one stride-2 ConvTranspose instead of a 1×1 Conv + DepthToSpace (the same maths: see
   model.PixelShuffleUp; the old form is rebuilt here only to time it);
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from recolor.model import ModelConfig, PixelShuffleUp, create_model
 from recolor.onnx_runtime import OnnxModel, export
 
-from .common import RESULTS, machine
-from .levers import paired_ratio
+from benchmarks.common import RESULTS, machine
+from research.levers import paired_ratio
 
 SIZES = {"film 384x288, batch 4": (4, 288, 384), "photo 736x416": (1, 416, 736)}
 

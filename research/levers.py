@@ -1,12 +1,12 @@
 """Speed levers for CPU inference, measured one at a time as ratios (baseline time / lever time, >1 = faster).
 
-    python -m benchmarks.levers [--rf 35] [--reps 5] [--photos 12]
+    python -m research.levers [--rf 35] [--reps 5] [--photos 12]
 
 Each lever is timed against its baseline in alternation (A, B, A, B, ...) in this one process, and the
 median of the per-pair ratios is reported, so background load hits both sides alike. The network input is
 the render size of a 1920×1080 photo. Quality levers (bf16, ONNX) also report the mean absolute a/b difference
 from the fp32 eager output on real photos, and the mean CIEDE2000 ΔE against the ground truth both ways.
-Results go to benchmarks/results/levers.json; benchmarks/README.md records them and what was kept.
+Results go to benchmarks/results/levers.json; research/README.md records them and what was kept.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch
 from recolor import color
 from recolor.engine import Colorizer
 
-from .common import RESULTS, SHARED_DATA, machine, val_photos
+from benchmarks.common import RESULTS, SHARED_DATA, machine, val_photos
 
 
 def paired_ratio(base: Callable[[], object], lever: Callable[[], object], reps: int) -> float:
@@ -92,10 +92,10 @@ def lever_batching(model, x, reps) -> dict:
 
 def lever_onnx(colorizer, x, reps) -> dict:
     from recolor.onnx_runtime import OnnxModel
-    ort_model = OnnxModel.for_model(colorizer.model, colorizer.source.path)
+    ort_model = OnnxModel.for_weights(colorizer.source.path)
     xn = x.numpy()
-    diff = float(np.abs(ort_model(xn) - run_model(colorizer.model, x).numpy()).max())
-    return {"speed": paired_ratio(lambda: run_model(colorizer.model, x), lambda: ort_model(xn), reps),
+    diff = float(np.abs(ort_model(xn) - run_model(colorizer.runner.model, x).numpy()).max())
+    return {"speed": paired_ratio(lambda: run_model(colorizer.runner.model, x), lambda: ort_model(xn), reps),
             "max_abs_ab_diff": diff}
 
 
@@ -114,8 +114,9 @@ def quality(model_name: str, precisions: tuple[str, ...], runtimes: tuple[str, .
     from recolor.evaluate import evaluate_photos
     from recolor.images import find_images
     paths = find_images(SHARED_DATA / "val")[:n]
-    variants = {"fp32/torch": Colorizer.from_pretrained(model_name, "cpu", "fp32")}
-    variants.update({f"{p}/torch": Colorizer.from_pretrained(model_name, "cpu", p) for p in precisions})
+    variants = {"fp32/torch": Colorizer.from_pretrained(model_name, "cpu", "fp32", runtime="torch")}
+    variants.update({f"{p}/torch": Colorizer.from_pretrained(model_name, "cpu", p, runtime="torch")
+                     for p in precisions})
     variants.update({f"fp32/{r}": Colorizer.from_pretrained(model_name, "cpu", "fp32", runtime=r) for r in runtimes})
     torch.set_num_threads(threads)  # creating a Colorizer claims all cores again
     l_small = [color.luminance(im) for im in val_photos(8)]
@@ -147,18 +148,18 @@ def main() -> None:
     p.add_argument("--quality-onnx", action="store_true", help="also score ONNX Runtime on val")
     p.add_argument("--threads", type=int, default=0, help="torch/ORT threads (0: all cores)")
     a = p.parse_args()
-    colorizer = Colorizer.from_pretrained(a.model, "cpu", "fp32")
+    colorizer = Colorizer.from_pretrained(a.model, "cpu", "fp32", runtime="torch")
     if a.threads:  # after from_pretrained, which sets all cores
         torch.set_num_threads(a.threads)  # ONNX Runtime sessions take the same count
     h, w = color.render_size(1080, 1920, a.rf)
     x = torch.rand(1, 1, h, w) * 100  # (B, 1, h, w)
     levers = {
-        "bf16_autocast": lambda: lever_bf16(colorizer.model, x, a.reps),
-        "channels_last": lambda: lever_channels_last(colorizer.model, x, a.reps),
-        "bf16_channels_last": lambda: lever_bf16_channels_last(colorizer.model, x, a.reps),
-        "threads": lambda: lever_threads(colorizer.model, x, a.reps),
-        "inference_mode": lambda: lever_inference_mode(colorizer.model, x, a.reps),
-        "batching_4": lambda: lever_batching(colorizer.model, x, max(2, a.reps // 2)),
+        "bf16_autocast": lambda: lever_bf16(colorizer.runner.model, x, a.reps),
+        "channels_last": lambda: lever_channels_last(colorizer.runner.model, x, a.reps),
+        "bf16_channels_last": lambda: lever_bf16_channels_last(colorizer.runner.model, x, a.reps),
+        "threads": lambda: lever_threads(colorizer.runner.model, x, a.reps),
+        "inference_mode": lambda: lever_inference_mode(colorizer.runner.model, x, a.reps),
+        "batching_4": lambda: lever_batching(colorizer.runner.model, x, max(2, a.reps // 2)),
         "onnx_runtime": lambda: lever_onnx(colorizer, x, a.reps),
         "cv2_vs_skimage": lambda: lever_cv2(a.reps),
     }

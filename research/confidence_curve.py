@@ -1,6 +1,6 @@
 """Where is a classification model's colour right? ΔE by confidence, and confidence curves scored.
 
-    python -m benchmarks.confidence_curve [--model default] [--data ../shared/data/val_ood] [--every 2]
+    python -m research.confidence_curve [--model default] [--data ../shared/data/val_ood] [--every 2]
                                           [--temperature T] [--curve "0.1:0 0.3:1.6 0.45:1" ...]
 
 Every `--every`-th photo is desaturated and run through the network once (rf 35, the torch model, the bin
@@ -27,8 +27,8 @@ from recolor.evaluate import desaturate, source_of
 from recolor.images import find_images, read_image, to_rgb8
 from recolor.metrics import colourfulness
 
-from .chroma_scale import shrink, summary
-from .common import SHARED_DATA
+from research.chroma_scale import shrink, summary
+from benchmarks.common import SHARED_DATA
 
 SCALES = np.arange(0.0, 2.75, 0.25)
 EDGES = np.arange(0.0, 0.85, 0.05)  # confidence bins

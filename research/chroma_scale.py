@@ -1,6 +1,6 @@
 """Does a model add too much colour or too little for ΔE? Scale its predicted a/b and score each scale.
 
-    python -m benchmarks.chroma_scale [--model default [M ...]] [--data ../shared/data/val_ood] [--every 6]
+    python -m research.chroma_scale [--model default [M ...]] [--data ../shared/data/val_ood] [--every 6]
                                       [--scales 0 0.6 0.8 1 1.2 1.4]
 
 Every `--every`-th photo of the folder is desaturated and colorized (rf 35, as `recolor eval`), then its a/b is
@@ -26,7 +26,7 @@ from recolor.evaluate import desaturate, source_of
 from recolor.metrics import colourfulness
 from recolor.images import find_images, read_image, to_rgb8
 
-from .common import SHARED_DATA
+from benchmarks.common import SHARED_DATA
 
 SCALES = (0.0, 0.6, 0.8, 1.0, 1.2, 1.4)
 SIDE = 400  # px, long side the photos are scored at

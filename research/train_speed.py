@@ -5,7 +5,7 @@ configured) on batches of real photo crops held in memory, so the figure is comp
 runs in worker processes beside it. Phases: pretraining with the encoder frozen, pretraining, critic
 pretraining and the adversarial (GAN) step. Also estimates the wall time of one full default run.
 
-    .venv/bin/python benchmarks/train_speed.py [--sizes 128 256] [--steps 5] [--no-amp]
+    .venv/bin/python research/train_speed.py [--sizes 128 256] [--steps 5] [--no-amp]
 
 Writes benchmarks/results/train_speed.json and .md and prints the table. Random weights are used (speed does
 not depend on them), so it runs without any pretrained file.
@@ -93,7 +93,7 @@ def main() -> None:
     p.add_argument("--no-amp", dest="amp", action="store_false")
     args = p.parse_args()
     import torch
-    from recolor.engine import pick_device
+    from recolor.runners import pick_device
     pick_device("cpu")  # all cores, as `recolor train` uses them
     photos = val_photos(16)
     rates = {}
