@@ -63,7 +63,7 @@ def curve_gain(c: torch.Tensor, curve: Curve) -> torch.Tensor:
     where it is peaked the colour is usually right and can be stronger than one constant gain could afford.
     The surest pixels want less again (on val_ood they are mostly near-neutral; on familiar photos a high gain
     there over-colours skies and faces). On val_ood: ΔE about 0.2 lower at equal colourfulness, val no worse
-    (weights/README.md, step 16)."""
+    (research/model-notebook.md, step 16)."""
     out = torch.full_like(c, curve[0][1])
     for (c0, g0), (c1, g1) in zip(curve, curve[1:]):
         out = out + (g1 - g0) * ((c - c0) * (1.0 / (c1 - c0))).clamp(0.0, 1.0)

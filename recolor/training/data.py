@@ -12,7 +12,7 @@
   (a gamma on L, chroma kept) and, on the network's input L only (the clean L is kept for the RGB losses):
   optional Gaussian noise, which teaches it to ignore film grain and steadies video, and an optional "faded
   print" (softened, lifted blacks, dulled whites), since a blurred input otherwise reads as warm
-  (weights/README.md, step 24).
+  (research/model-notebook.md, step 24).
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def is_toned(rgb: np.ndarray) -> bool:
     of L, so the colour left after taking away the mean a/b of each band of 2.5 L units is under TONED_RESIDUAL
     (rms, at 96×96), and its mean a/b is warm. Such a photo holds no colour to learn, only "old-looking photos are
     brown". It also catches clothes laid on a matching floor. Cool-toned photos are kept: in practice they are
-    skies of heavy cloud, which teach skies and water (weights/README.md, step 24)."""
+    skies of heavy cloud, which teach skies and water (research/model-notebook.md, step 24)."""
     lab = rgb_to_lab(cv2.resize(rgb, (96, 96), interpolation=cv2.INTER_AREA)).reshape(-1, 3)
     band, ab = np.minimum(lab[:, 0] // 2.5, 39).astype(int), lab[:, 1:].astype(np.float64)
     counts = np.bincount(band, minlength=40)[:, None]
