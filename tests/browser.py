@@ -7,6 +7,7 @@ browser download is never used.
 """
 from __future__ import annotations
 
+import os
 import queue
 import re
 import shutil
@@ -23,6 +24,7 @@ from urllib.parse import urlparse
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 ADDRESS = re.compile(r"http://127\.0\.0\.1:\d+/\S*")
+DONE_S = 60  # generous: a photo takes about a second here, but CI machines are shared
 
 
 def find_chromium() -> str | None:
@@ -114,3 +116,54 @@ def offline_page(browser, **context_options):
 
     context.route("**/*", route)
     return context.new_page(), elsewhere
+
+
+def browser_problem() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    if find_chromium() is None:
+        return "no Chromium on the PATH (Debian: apt-get install chromium)"
+    return None
+
+
+def require_browser() -> None:
+    """Skip without Playwright or Chromium; RECOLOR_REQUIRE_BROWSER=1 (CI) makes that a failure."""
+    import pytest
+    problem = browser_problem()
+    if problem and os.environ.get("RECOLOR_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{problem}; RECOLOR_REQUIRE_BROWSER=1 requires the browser tests to run")
+    if problem:
+        pytest.skip(problem)
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect  # imported here: the tests skip without it
+    return playwright_expect(locator)
+
+
+class Page:
+    """A fresh page on the server, and the list of requests it tried to send elsewhere."""
+
+    def __init__(self, browser, server, width: int = 1200, height: int = 900):
+        self.page, self.elsewhere = offline_page(browser, viewport={"width": width, "height": height})
+        self.page.set_default_timeout(DONE_S * 1000)
+        self.page.goto(server.url)
+        self.page.wait_for_selector("body[data-ready='1']")
+
+
+def card(page, name: str):
+    return page.locator(".card", has=page.locator(".name", has_text=name))
+
+
+def wait_done(page, name: str):
+    page.wait_for_selector(f".card:has(.name:text-is('{name}'))[data-state='done']")
+
+
+def save_shot(target, name: str) -> None:
+    """A screenshot of a page or element into $RECOLOR_SHOTS/<name>.png, when that is set (to look at)."""
+    folder = os.environ.get("RECOLOR_SHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        target.screenshot(path=os.path.join(folder, f"{name}.png"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -17,34 +16,15 @@ import cv2
 import numpy as np
 import pytest
 
-from browser import find_chromium, offline_browser, offline_page, running_server
+from browser import (DONE_S, Page, card, expect, offline_browser, offline_page, require_browser, running_server,
+                     save_shot, wait_done)
 
 TOKEN = "page-t0ken"
-DONE_S = 60  # generous: a photo takes about a second here, but CI machines are shared
-
-
-def browser_problem() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[dev]')"
-    if find_chromium() is None:
-        return "no Chromium on the PATH (Debian: apt-get install chromium)"
-    return None
-
-
-def expect(locator):
-    from playwright.sync_api import expect as playwright_expect  # imported here: the tests skip without it
-    return playwright_expect(locator)
 
 
 @pytest.fixture(scope="module")
 def need_browser():
-    problem = browser_problem()
-    if problem and os.environ.get("RECOLOR_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{problem}; RECOLOR_REQUIRE_BROWSER=1 requires the browser tests to run")
-    if problem:
-        pytest.skip(problem)
+    require_browser()
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +47,6 @@ def browser(server):
         yield browser
 
 
-class Page:
-    """A fresh page on the server, and the list of requests it tried to send elsewhere."""
-
-    def __init__(self, browser, server):
-        self.page, self.elsewhere = offline_page(browser, viewport={"width": 1200, "height": 900})
-        self.page.set_default_timeout(DONE_S * 1000)
-        self.page.goto(server.url)
-        self.page.wait_for_selector("body[data-ready='1']")
-
-
 @pytest.fixture
 def web(browser, server):
     page = Page(browser, server)
@@ -93,14 +63,6 @@ def photos(tmp_path_factory, gray_photo, photo) -> dict[str, Path]:
     cv2.imwrite(str(files["coffee"]), cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[::2, ::2])
     files["junk"].write_text("not a photo")
     return files
-
-
-def card(page, name: str):
-    return page.locator(".card", has=page.locator(".name", has_text=name))
-
-
-def wait_done(page, name: str):
-    page.wait_for_selector(f".card:has(.name:text-is('{name}'))[data-state='done']")
 
 
 def posted_form(request) -> str:
@@ -207,18 +169,29 @@ def test_photos_dropped_on_the_page_and_a_reference_dropped_on_a_photo(web, phot
     wait_done(page, "dropped.png")
 
 
+# An image that failed to show: in view, yet its pixels never arrived (the browser's broken-image icon).
+BROKEN = "img => img.checkVisibility() && img.complete && img.naturalWidth === 0"
+
+
 def test_a_bad_file_shows_its_own_error_and_the_rest_go_on(web, photos):
     page = web.page
     page.set_input_files("#pick", [str(photos["junk"]), str(photos["camera"])])
     wait_done(page, "camera.png")
     page.wait_for_selector(".card[data-state='failed']")
-    assert "not an image" in card(page, "notes.png").locator(".error").inner_text()
+    failed = card(page, "notes.png")
+    assert "not an image" in failed.locator(".error").inner_text()
+    # nothing there to download or to look at: no Download, no broken image under a BEFORE badge
+    for hidden in (".download", ".enlarge", ".tag-before", ".hint-mode"):
+        expect(failed.locator(hidden)).to_be_hidden()
+    assert not any(img.evaluate(BROKEN) for img in failed.locator("img").all())
+    save_shot(failed, "failed_card")
 
 
 def test_without_the_token_the_page_says_what_to_do(browser, server):
     page, elsewhere = offline_page(browser)
     page.goto(server.origin + "/")
     assert "token" in page.wait_for_selector("#banner:not([hidden])").inner_text()
+    assert page.locator("#server").inner_text() == "not connected"  # not "connecting…" for ever
     page.context.close()
     assert elsewhere == []
 

@@ -1,6 +1,6 @@
 """The FastAPI app: the page (three static files held in memory) and the HTTP API it uses.
 
-    GET    /api/health              model(s), device, version, limits
+    GET    /api/health              model(s), device, version, limits; render factors, suffixes, job states
     POST   /api/colorize            multipart file [+ reference] [render_factor, hints, model, format] -> image
     POST   /api/jobs                multipart file (a film) [start, duration, render_factor, model] -> 202 job
     GET    /api/jobs/{id}           the job's state
@@ -29,12 +29,14 @@ from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from .. import __version__
+from ..defaults import FILM_RENDER_FACTOR, PHOTO_RENDER_FACTOR, RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
+from ..images import IMAGE_EXTENSIONS
 from . import ServeConfig
 from .device import Device
 from .errors import ApiError
 from .forms import display_name, form_choice, form_file
 from .guard import Guard
-from .jobs import Jobs, read_film_config
+from .jobs import FINISHED, SUFFIXES, Jobs, read_film_config
 from .photos import colorize_photo, read_photo_request
 
 log = logging.getLogger("recolor")
@@ -47,6 +49,13 @@ PAGE_HEADERS = {
                                "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
 MB = 1_000_000
+# What the page would otherwise restate (it reads them from /api/health): the render-factor range and defaults,
+# the file suffixes taken as photos and films, and a film job's states (queued, running, then a finished one).
+PAGE_SETTINGS = {
+    "render_factor": {"min": RENDER_FACTOR_MIN, "max": RENDER_FACTOR_MAX, "photo": PHOTO_RENDER_FACTOR,
+                      "film": FILM_RENDER_FACTOR},
+    "suffixes": {"photo": list(IMAGE_EXTENSIONS), "film": list(SUFFIXES)},
+    "job_states": {"all": ["queued", "running", *FINISHED], "finished": list(FINISHED)}}
 
 
 @dataclass
@@ -120,7 +129,7 @@ def add_page(app: FastAPI) -> None:
     static = resources.files("recolor.serve") / "static"
     for route, (name, media_type) in PAGES.items():
         body = (static / name).read_bytes()  # read once: no path from a request reaches the file system
-        app.add_api_route(route, page_file(body, media_type), methods=["GET"], include_in_schema=False)
+        app.add_api_route(route, page_file(body, media_type), methods=["GET", "HEAD"], include_in_schema=False)
 
 
 def page_file(body: bytes, media_type: str):
@@ -138,6 +147,7 @@ def add_photo_api(app: FastAPI, server: Server) -> None:
                 "models": [{"name": name, "hints": bool(c.takes_hints)} for name, c in server.colorizers.items()],
                 "limits": {"upload_mb": server.config.max_upload_mb, "film_mb": server.config.max_film_mb,
                            "max_pixels": server.config.max_pixels},
+                **PAGE_SETTINGS,
                 "busy": {"photos": server.device.active, "photo_slots": server.config.queue}}
 
     @app.post("/api/colorize")

@@ -28,6 +28,7 @@ from .forms import form_int, form_text
 
 log = logging.getLogger("recolor")
 FINISHED = ("done", "failed", "cancelled")  # a job is queued, then running, then one of these
+OPTION_WORDS = {"--start": "the start time", "--duration": "the duration", "--render-factor": "the render factor"}
 KEEPALIVE_S = 15.0  # a progress stream sends a comment this often, so idle proxies keep it open
 # The upload's suffix, when it is one of these, is kept: FFmpeg takes it as a hint for a few raw formats.
 # Taken from this list, never from the request.
@@ -48,7 +49,14 @@ def read_film_config(form) -> VideoConfig:
         return VideoConfig(render_factor=render_factor, start=times["start"] or 0.0, duration=times["duration"],
                            overwrite=True)
     except ValueError as e:
-        raise ApiError(400, str(e).replace("--", "")) from None
+        raise ApiError(400, in_page_words(str(e))) from None
+
+
+def in_page_words(text: str) -> str:
+    """The film library's messages name the CLI's options; the page and the API have fields, named so here."""
+    for option, words in OPTION_WORDS.items():
+        text = text.replace(option, words)
+    return text
 
 
 class Cancelled(Exception):
@@ -90,7 +98,7 @@ class Job:
     def message(self, e: Exception) -> str:
         """An error's first line with the server's own paths replaced by the upload's name."""
         text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return text.replace(str(self.source), self.name).replace(str(self.output), self.download_name)
+        return in_page_words(text.replace(str(self.source), self.name).replace(str(self.output), self.download_name))
 
 
 class Changes:

@@ -88,9 +88,9 @@ def read_upload(data: bytes, name: str, folder: Path, max_pixels: int) -> np.nda
     path.write_bytes(data)
     try:
         width, height, _ = probe(path)
-        if width < 0 or width * height > max_pixels:
-            size = f"over {PIL_BOMB_PIXELS:,} pixels" if width < 0 else f"{width}×{height} = {width * height:,} pixels"
-            raise ApiError(413, f"{name}: {size}, over this server's limit of {max_pixels:,}")
+        if (width < 0 and max_pixels < PIL_BOMB_PIXELS) or width * height > max_pixels:  # -1: too big for Pillow
+            size = "" if width < 0 else f"{width}×{height} = {width * height:,} pixels, "
+            raise ApiError(413, f"{name}: {size}over this server's limit of {max_pixels:,} pixels")
         return read_image(path, max_pixels)
     except ImageError as e:
         raise ApiError(400, f"{name}: {str(e).removeprefix(f'{path}: ')}") from None

@@ -6,7 +6,9 @@ const $ = (selector, root = document) => root.querySelector(selector);
 const token = new URLSearchParams(location.search).get('token');
 const state = { health: null, cards: [] };
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-const VIDEO_NAME = /\.(mp4|m4v|mov|mkv|avi|webm|mpe?g|ts|mts|flv|wmv|3gp|ogv)$/i;
+// The server says which suffixes, render factors and job states it has (GET /api/health): nothing restated here.
+const isFilm = file => file.type.startsWith('video/') ||
+  Boolean(state.health && state.health.suffixes.film.some(suffix => file.name.toLowerCase().endsWith(suffix)));
 
 // ------------------------------------------------------------------------------------------ the server
 function authHeaders() {
@@ -45,16 +47,22 @@ function showBanner(text) {
   banner.hidden = false;
 }
 
+function offline(text) {
+  showBanner(text);
+  $('#server').textContent = 'not connected';
+  $('#server').classList.add('offline');
+}
+
 async function connect() {
   let response;
   try {
     response = await fetch('/api/health', { headers: authHeaders() });
   } catch (e) {
-    showBanner('Cannot reach the recolor server: is it still running?');
+    offline('Cannot reach the recolor server: is it still running?');
     return;
   }
   if (!response.ok) {
-    showBanner(await errorOf(response));
+    offline(await errorOf(response));
     return;
   }
   const health = state.health = await response.json();
@@ -62,9 +70,20 @@ async function connect() {
   for (const model of health.models) {
     select.append(new Option(model.name, model.name, model.name === health.model, model.name === health.model));
   }
+  setRange('rf', health.render_factor, health.render_factor.photo);
+  setRange('film-rf', health.render_factor, health.render_factor.film);
+  $('#pick').accept = health.suffixes.photo.join(',');
+  $('#card-template').content.querySelector('.reference').accept = health.suffixes.photo.join(',');
+  $('#film-file').accept = ['video/*', ...health.suffixes.film].join(',');
+  $('#photo-suffixes').textContent = health.suffixes.photo.map(s => s.slice(1).toUpperCase()).join(', ');
   $('#server').textContent = `model ${health.model} · ${health.device} (${health.runtime})`;
   $('#version').textContent = health.version;
   document.body.dataset.ready = '1';
+}
+
+function setRange(id, { min, max }, value) {
+  Object.assign($(`#${id}`), { min, max, value });
+  $(`#${id}-value`).value = value;
 }
 
 function tooBig(bytes, limitMb) {
@@ -110,7 +129,9 @@ function addPhoto(file) {
   $('.name', el).title = file.name;
   card.compare.classList.add('no-result');
   card.before.addEventListener('error', () => {  // a format the browser cannot show (TIFF): gray the result
+    if (card.before.src !== card.beforeURL) return;
     card.noBefore = true;
+    card.compare.classList.add('no-before');  // no broken-image icon
     if (card.resultURL) showGrayBefore(card);
   });
   card.before.src = card.beforeURL;
@@ -124,6 +145,7 @@ function addPhoto(file) {
   });
   $('.clear-reference', el).addEventListener('click', () => setReference(card, null));
   $('.remove', el).addEventListener('click', () => removeCard(card));
+  $('.enlarge', el).addEventListener('click', () => openViewer(card));
   el.card = card;
   $('#cards').append(el);
   state.cards.push(card);
@@ -144,6 +166,7 @@ function setSplit(card, percent) {
 function showGrayBefore(card) {
   card.before.src = card.resultURL;
   card.before.classList.add('gray');
+  card.compare.classList.remove('no-before');
 }
 
 // Render again with the current settings; renders asked for while one is running collapse into one.
@@ -211,9 +234,50 @@ function showResult(card, blob, ms) {
   card.download.href = card.resultURL;
   card.download.download = resultName(card.file.name);
   card.download.hidden = false;
+  $('.enlarge', card.el).hidden = false;
+  card.el.classList.add('has-result');
   setStatus(card, `done in ${(ms / 1000).toFixed(1)} s`, 'done');
   card.el.dataset.state = 'done';
+  if (viewer.card === card) fillViewer(card);
   updateButtons();
+}
+
+// ------------------------------------------------------------------------------------------ full size
+// One result as large as the window allows, with the same before | after slider; Esc or Close ends it.
+const viewer = { card: null };
+
+function fillViewer(card) {
+  const dialog = $('#viewer');
+  const before = $('.before', dialog), after = $('.after', dialog);
+  before.src = card.before.src;
+  before.classList.toggle('gray', card.before.classList.contains('gray'));
+  after.src = card.resultURL;
+  $('.compare', dialog).style.setProperty('--ratio', card.after.naturalWidth / card.after.naturalHeight || 1.5);
+  $('#viewer-name').textContent = card.file.name;
+  Object.assign($('.download', dialog), { href: card.resultURL, download: resultName(card.file.name) });
+}
+
+function openViewer(card) {
+  viewer.card = card;
+  fillViewer(card);
+  const dialog = $('#viewer');
+  $('.slider', dialog).value = card.slider.value;
+  setSplit({ after: $('.after', dialog), el: dialog }, card.slider.value);
+  dialog.showModal();
+}
+
+function wireViewer() {
+  const dialog = $('#viewer');
+  const slider = $('.slider', dialog);
+  slider.addEventListener('input', () => setSplit({ after: $('.after', dialog), el: dialog }, slider.value));
+  $('.close', dialog).addEventListener('click', () => dialog.close());
+  dialog.addEventListener('click', event => {  // a click on the backdrop, outside the dialog's box
+    const box = dialog.getBoundingClientRect();
+    const inside = event.clientX >= box.left && event.clientX <= box.right && event.clientY >= box.top &&
+      event.clientY <= box.bottom;
+    if (event.target === dialog && !inside) dialog.close();
+  });
+  dialog.addEventListener('close', () => { viewer.card = null; });
 }
 
 // A click on the photo in hint mode: "this spot was this colour", in the photo's own pixels.
@@ -259,6 +323,7 @@ function setReference(card, file) {
 
 function removeCard(card) {
   card.removed = true;
+  if (viewer.card === card) $('#viewer').close();
   URL.revokeObjectURL(card.beforeURL);
   if (card.resultURL) URL.revokeObjectURL(card.resultURL);
   card.el.remove();
@@ -393,7 +458,7 @@ function showJob(job, s) {
   if (s.total) progress.value = s.done / s.total;
   if (s.state === 'queued') jobStatus(job, 'waiting for the film before it');
   if (s.state === 'running') jobStatus(job, s.total ? `frame ${s.done} of ${s.total}` : 'starting');
-  if (!['done', 'failed', 'cancelled'].includes(s.state)) return;
+  if (!state.health.job_states.finished.includes(s.state)) return;
   job.finished = true;
   job.events.close();
   $('.cancel', job.el).textContent = 'Remove';
@@ -431,7 +496,7 @@ function removeJob(job) {
 // ------------------------------------------------------------------------------------------ wiring
 function addFiles(files) {
   for (const file of files) {
-    if (file.type.startsWith('video/') || VIDEO_NAME.test(file.name)) {
+    if (isFilm(file)) {
       chooseFilm(file);
       $('#film').scrollIntoView({ behavior: 'smooth' });
     } else {
@@ -463,7 +528,7 @@ function wire() {
     document.querySelectorAll('.card.target').forEach(el => el.classList.remove('target'));
     const files = [...event.dataTransfer.files];
     const target = event.target.closest && event.target.closest('.card');
-    if (target && files.length === 1 && !VIDEO_NAME.test(files[0].name)) setReference(target.card, files[0]);
+    if (target && files.length === 1 && !isFilm(files[0])) setReference(target.card, files[0]);
     else addFiles(files);
   });
   $('#rf').addEventListener('input', () => { $('#rf-value').value = $('#rf').value; });
@@ -482,4 +547,5 @@ function wire() {
 }
 
 wire();
+wireViewer();
 connect();
