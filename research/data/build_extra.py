@@ -90,6 +90,13 @@ SOURCES = {s.prefix: s for s in [
            in_folders("seg_train/seg_train/buildings/", "seg_train/seg_train/street/",
                       "seg_test/seg_test/buildings/", "seg_test/seg_test/street/"),
            "none stated", cap=2400, per_group=1200),
+    # Food-101 subset (10 dishes); 293 of its photos are already foodmnist_ in train (the hash dedupe drops them)
+    Source("food101", "srohit0/food_mnist", "e6cdf589a9937cf7fcb53d3a86df053be452e1f5", in_folders("images/"),
+           "Food-101 terms (license_agreement.txt): scientific fair use; photos belong to their owners",
+           cap=3000, per_group=300),
+    # Kaggle "100 Sports" at 224 px (a history commit; HEAD dropped the data); 470 are sportspeople_ in train
+    Source("sports100", "alexchagan/sports-images-classifier", "2ee468e31346b32cd6762d2d2c323f7804661e02",
+           in_folders("sports-classifier-data/"), "none stated", cap=4000, per_group=45),
     Source("horse", "shenshutao/image_segmentation", "2653401d6ea617026895aac17059eb57e017abcb",
            in_folders("weizmann_horse_db/rgb/"), "none stated (Weizmann Horse Database, research use)"),
 ]}
