@@ -360,7 +360,7 @@ def test_a_token_is_needed_on_every_api_call_but_not_for_the_page(serve):
 
 
 def test_a_loopback_server_answers_only_to_loopback_names(serve):
-    assert_error(serve(base_url="http://rebound.example:8000").get("/api/health"), 400, "127.0.0.1")
+    assert_error(serve(base_url="http://rebound.example:8000").get("/api/health"), 403, "127.0.0.1")
     assert serve(base_url="http://localhost:8000").get("/api/health").status_code == 200
     assert serve(host="0.0.0.0", token="t", base_url="http://192.0.2.1:8000").get(
         "/api/health?token=t").status_code == 200

@@ -27,12 +27,15 @@ def serve_command(
     max_film_mb: Annotated[float, typer.Option("--max-film-mb", help="Largest film upload.")] = ServeConfig.max_film_mb,
     max_pixels: Annotated[int, typer.Option(
         "--max-pixels", min=1, help="Refuse photos larger than this many pixels.")] = ServeConfig.max_pixels,
+    allow_origin: Annotated[Optional[list[str]], typer.Option("--allow-origin", help=(
+        "Let pages of this other site use the API, e.g. http://localhost:3000 (repeatable); others get 403."))] = None,
 ) -> None:
     """A local web page for colorizing photos and films in a browser (and its HTTP API); prints its address."""
     require_extra("serve", "fastapi", "uvicorn")
     from ..serve import ServeError, listen, run
     try:
-        config = ServeConfig(host, port, token, max_upload_mb, max_film_mb, max_pixels)
+        config = ServeConfig(host, port, token, max_upload_mb, max_film_mb, max_pixels,
+                             allow_origins=tuple(allow_origin or ()))
         sock = listen(host, port)  # before the models load: a taken port fails in a blink
     except (ValueError, ServeError) as e:
         fail(str(e))

@@ -16,7 +16,7 @@ import ipaddress
 import secrets
 import socket
 from dataclasses import dataclass, replace
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 BACKLOG = 2048  # as uvicorn's default
@@ -34,8 +34,11 @@ class ServeConfig:
     max_upload_mb: float = 50.0  # one photo request: the photo and its reference photo together
     max_film_mb: float = 1000.0
     max_pixels: int = 50_000_000
-    queue: int = 8  # photo requests inside the server at once (one runs, the rest wait); more get "busy"
+    queue: int = 8  # photo requests being colorized at once (one runs, the rest wait); more get "busy"
     film_queue: int = 4  # films waiting behind the running one; more get "busy"
+    allow_origins: tuple[str, ...] = ()  # other sites whose pages may use the API (scheme://host[:port])
+    upload_grace_s: float = 10.0  # an upload may send nothing for this long, then must keep up ...
+    upload_min_rate: float = 20_000  # ... this many bytes a second on average, or get 408 (guard.py)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -46,6 +49,9 @@ class ServeConfig:
             raise ValueError("the queues must hold at least one request")
         if self.token is not None and not self.token.strip():
             raise ValueError("--token must not be empty")
+        if not (self.upload_grace_s > 0 and self.upload_min_rate > 0):
+            raise ValueError("the upload grace period and minimum rate must be positive")
+        object.__setattr__(self, "allow_origins", tuple(map(origin_of, self.allow_origins)))
 
     @property
     def loopback(self) -> bool:
@@ -56,6 +62,15 @@ class ServeConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+
+def origin_of(text: str) -> str:
+    """'http://localhost:3000/' -> 'http://localhost:3000', as a browser sends it in its Origin header."""
+    parts = urlsplit(text.strip().rstrip("/").lower())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+        raise ValueError(f"--allow-origin {text!r} is not an origin: write scheme://host[:port], "
+                         f"e.g. http://localhost:3000")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def with_token(config: ServeConfig) -> ServeConfig:
@@ -93,7 +108,6 @@ def say_now(line: str) -> None:
 
 def run(config: ServeConfig, sock: socket.socket, colorizers: dict, say=say_now) -> None:
     """Serve until Ctrl-C or SIGTERM. colorizers: model name -> loaded Colorizer (the first is the default)."""
-    import uvicorn
     from .app import create_app
     config = with_token(config)
     app = create_app(colorizers, config)
@@ -103,6 +117,17 @@ def run(config: ServeConfig, sock: socket.socket, colorizers: dict, say=say_now)
     else:
         say(f"recolor serve: listening on {config.host}:{sock.getsockname()[1]} for other machines too: open "
             f"{address} here, or the same with this machine's address elsewhere (Ctrl-C stops it)")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
-                                           timeout_graceful_shutdown=3))
-    server.run(sockets=[sock])
+    uvicorn_server(app).run(sockets=[sock])
+
+
+def uvicorn_server(app, **options):
+    """The app in uvicorn, which stops promptly: open progress streams end as soon as it is asked to stop."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            app.state.server.jobs.stop_streams()  # else uvicorn waits for them, then cancels them noisily
+            await super().shutdown(sockets)
+
+    return Server(uvicorn.Config(app, **{"log_level": "warning", "access_log": False, "server_header": False,
+                                         "timeout_graceful_shutdown": 3, **options}))

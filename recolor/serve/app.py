@@ -25,6 +25,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
@@ -35,7 +36,7 @@ from . import ServeConfig
 from .device import Device
 from .errors import ApiError
 from .forms import display_name, form_choice, form_file
-from .guard import Guard
+from .guard import TOKEN_HEADER, Guard, Pace
 from .jobs import FINISHED, SUFFIXES, Jobs, read_film_config
 from .photos import colorize_photo, read_photo_request
 
@@ -94,9 +95,14 @@ def create_app(colorizers: dict, config: ServeConfig = ServeConfig()) -> FastAPI
     app = FastAPI(title="recolor", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.server = server  # for tests and benchmarks that look inside
+    if config.allow_origins:  # inside the guard, which has refused every other origin by then
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.allow_origins),
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=[TOKEN_HEADER],
+                           expose_headers=["Location", "Retry-After", "Content-Disposition"])
     app.add_middleware(Guard, token=config.token, loopback_only=config.loopback,
                        body_limit=lambda path: int((config.max_film_mb if path == "/api/jobs" else
-                                                    config.max_upload_mb) * MB))
+                                                    config.max_upload_mb) * MB),
+                       pace=Pace(config.upload_grace_s, config.upload_min_rate), allow_origins=config.allow_origins)
     add_error_handlers(app)
     add_page(app)
     add_photo_api(app, server)
@@ -152,9 +158,10 @@ def add_photo_api(app: FastAPI, server: Server) -> None:
 
     @app.post("/api/colorize")
     async def colorize(request: Request) -> Response:
-        async with server.device.slot():  # admitted before a byte of the body is read
-            async with request.form(max_files=2, max_fields=8) as form:
-                photo = await read_photo_request(form, server.colorizers, server.default_model)
+        server.device.refuse_if_full()  # busy with work already: say so before the upload is read
+        async with request.form(max_files=2, max_fields=8) as form:  # read whole (guard.py times it) ...
+            photo = await read_photo_request(form, server.colorizers, server.default_model)
+        async with server.device.slot():  # ... before it takes a slot: a stalled upload holds none
             data, media_type = await server.device.run(colorize_photo, server.colorizers[photo.model], photo,
                                                        server.folder / "photos", server.config.max_pixels)
         return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
@@ -165,14 +172,16 @@ def add_film_api(app: FastAPI, server: Server) -> None:
 
     @app.post("/api/jobs", status_code=202)
     async def create_job(request: Request) -> JSONResponse:
-        async with jobs.admission():
-            async with request.form(max_files=1, max_fields=8) as form:
-                film = form_file(form, "file")
-                name = display_name(film.filename, "film")
-                model = form_choice(form, "model", server.default_model, list(server.colorizers))
-                job = jobs.create(name, Path(name).suffix.lower(), model, read_film_config(form))
+        jobs.refuse_if_full()  # the queue is full of films already: say so before the upload is read
+        async with request.form(max_files=1, max_fields=8) as form:  # read whole, as for photos
+            film = form_file(form, "file")
+            name = display_name(film.filename, "film")
+            model = form_choice(form, "model", server.default_model, list(server.colorizers))
+            config = read_film_config(form)
+            async with jobs.admission():
+                job = jobs.create(name, Path(name).suffix.lower(), model, config)
                 await run_in_threadpool(jobs.receive, job, film.file)
-            jobs.enqueue(job)
+                jobs.enqueue(job)
         return JSONResponse(job.snapshot(), 202, headers={"Location": f"/api/jobs/{job.id}"})
 
     @app.get("/api/jobs/{job_id}")

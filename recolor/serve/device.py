@@ -25,14 +25,17 @@ class Device:
         # (with a pool of threads the server kept ~50 MB more after 10 concurrent clients).
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="recolor-photos")
         self.lock = threading.Lock()  # held for each inference (a photo, or one batch of a film's frames)
-        self.capacity = capacity  # photo requests inside the server at once: waiting or running
+        self.capacity = capacity  # photo requests with their upload in: waiting for the device or running
         self.active = 0  # only touched from the event loop's thread, so no lock is needed
+
+    def refuse_if_full(self) -> None:
+        if self.active >= self.capacity:
+            raise Busy(f"busy: {self.active} photos are being colorized; try again in a moment")
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Admit one request, or refuse it with 503 when `capacity` are already in."""
-        if self.active >= self.capacity:
-            raise Busy(f"busy: {self.active} photos are being colorized; try again in a moment")
+        """Admit one request whose upload is in, or refuse it with 503 when `capacity` are already in."""
+        self.refuse_if_full()
         self.active += 1
         try:
             yield

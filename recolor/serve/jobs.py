@@ -22,7 +22,7 @@ from typing import AsyncIterator, BinaryIO
 
 from ..defaults import FILM_RENDER_FACTOR, OUTPUT_SUFFIX, RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
 from ..video import VideoConfig, VideoError, check_input, colorize_video, parse_time
-from .device import TakingTurns
+from .device import TakingTurns, release_free_memory
 from .errors import ApiError, Busy
 from .forms import form_int, form_text
 
@@ -140,7 +140,8 @@ class Jobs:
         self.jobs: dict[str, Job] = {}
         self.guard = threading.Lock()  # job states and the dict: changed by the event loop and the worker
         self.pending: queue.Queue[Job | None] = queue.Queue()
-        self.receiving = 0  # uploads under way (event loop only)
+        self.receiving = 0  # uploaded films being checked before they join the queue (event loop only)
+        self.stopping = False  # the server is stopping: progress streams end
         self.changes = Changes()
         self.root: Path | None = None
         self.thread: threading.Thread | None = None
@@ -165,13 +166,17 @@ class Jobs:
             shutil.rmtree(self.root, ignore_errors=True)
 
     # ----------------------------------------------------------------------------------- submitting
-    @asynccontextmanager
-    async def admission(self) -> AsyncIterator[None]:
-        """Admit one upload, or refuse it at once (before its bytes are read) when the queue is full."""
+    def refuse_if_full(self) -> None:
         with self.guard:
             waiting = sum(job.state == "queued" for job in self.jobs.values())
         if waiting + self.receiving >= self.capacity:
             raise Busy(f"busy: {waiting + self.receiving} films are waiting; try again when one is done", 10)
+
+    @asynccontextmanager
+    async def admission(self) -> AsyncIterator[None]:
+        """Admit one film whose upload is in (it is then checked and queued), or refuse it when the queue is
+        full: only films that are in count, never uploads still under way."""
+        self.refuse_if_full()
         self.receiving += 1
         try:
             yield
@@ -224,10 +229,15 @@ class Jobs:
             if snapshot != sent:
                 yield f"data: {json.dumps(snapshot)}\n\n"
                 sent = snapshot
-            if snapshot["state"] in FINISHED:
+            if snapshot["state"] in FINISHED or self.stopping:
                 return
-            if not await self.changes.wait(KEEPALIVE_S):
+            if not await self.changes.wait(KEEPALIVE_S) and not self.stopping:
                 yield ": keep-alive\n\n"
+
+    def stop_streams(self) -> None:
+        """The server is stopping: every progress stream ends now, so that it need not wait for them."""
+        self.stopping = True
+        self.changes.announce()
 
     # ----------------------------------------------------------------------------------- deleting
     def delete(self, job_id: str) -> None:
@@ -265,6 +275,7 @@ class Jobs:
             self.changes.announce()
             self._run(job)
             self.prune()
+            release_free_memory()  # a film's buffers, freed in pieces: without this ~50 MB stayed per film
 
     def _run(self, job: Job) -> None:
         def progress(done: int, total: int) -> None:

@@ -18,6 +18,7 @@ from ..images import PIL_BOMB_PIXELS, ImageError, encode_image, probe, read_imag
 from .errors import ApiError
 from .forms import display_name, form_choice, form_file, form_int, form_text
 
+HINTS_CHARS = 100_000  # a hints field longer than this is refused: ~2,000 points, more than anyone clicks
 FORMATS = {"png": (".png", "image/png"), "jpeg": (".jpg", "image/jpeg"), "jpg": (".jpg", "image/jpeg"),
            "webp": (".webp", "image/webp")}
 
@@ -57,12 +58,19 @@ def parse_hints(text: str | None) -> tuple[list, str | None]:
     """The `hints` field: the JSON of `recolor image --hints` -> (hints, reference path or None)."""
     if text is None:
         return [], None
+    if len(text) > HINTS_CHARS:
+        raise ApiError(413, f"hints: {len(text):,} characters, over this server's limit of {HINTS_CHARS:,}")
     try:
         return parse_hints_json(json.loads(text))
     except json.JSONDecodeError as e:
         raise ApiError(400, f"hints: not valid JSON ({e.msg} at character {e.pos})") from None
     except HintError as e:
         raise ApiError(400, f"hints: {e}") from None
+    except RecursionError:  # [[[[...]]]] nested deeper than Python's stack
+        raise ApiError(400, "hints: nested too deep; send {\"points\": [{\"x\": .., \"y\": .., \"color\": ..}]}") \
+            from None
+    except (ValueError, OverflowError):  # a number of thousands of digits: over int() or float()
+        raise ApiError(400, "hints: a number too long to read; x and y are pixels from the top-left") from None
 
 
 def colorize_photo(colorizer, request: PhotoRequest, folder: Path, max_pixels: int) -> tuple[bytes, str]:

@@ -3,6 +3,7 @@
 runs, and publishing the finished file (written to a hidden temp file, renamed into place only when complete)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -42,8 +43,8 @@ class VideoConfig:
             raise ValueError(f"--smooth {self.smooth} is out of range: use 0–1")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"--crf {self.crf} is out of range: use 0–51")
-        if self.start < 0 or (self.duration is not None and self.duration <= 0):
-            raise ValueError("--start must be ≥ 0 and --duration > 0")
+        if not (0 <= self.start < math.inf) or (self.duration is not None and not 0 < self.duration < math.inf):
+            raise ValueError("--start must be ≥ 0 and --duration > 0, both finite")  # nan fails both too
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}: use one of {', '.join(BACKENDS)}")
         if self.batch_size < 1:
@@ -93,9 +94,10 @@ def parse_time(text: str | float | None) -> float | None:
         parts = [float(p) for p in str(text).strip().split(":")]
     except ValueError:
         raise ValueError(f"cannot read time {text!r}: use seconds (90) or [HH:]MM:SS") from None
-    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+    seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or not math.isfinite(seconds):  # inf, nan, 1e400
         raise ValueError(f"cannot read time {text!r}: use seconds (90) or [HH:]MM:SS")
-    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    return seconds
 
 
 def check_paths(source: Path, output: Path, overwrite: bool) -> None:
