@@ -97,6 +97,9 @@ SOURCES = {s.prefix: s for s in [
     # Kaggle "100 Sports" at 224 px (a history commit; HEAD dropped the data); 470 are sportspeople_ in train
     Source("sports100", "alexchagan/sports-images-classifier", "2ee468e31346b32cd6762d2d2c323f7804661e02",
            in_folders("sports-classifier-data/"), "none stated", cap=4000, per_group=45),
+    # CCTV frames with people (folder 1; folder 0 has no people)
+    Source("cctv", "Mouso00/Human-Detection-Dataset-", "56be9d6ec70f0a650006c2d0b330a78c66fedc97",
+           in_folders("human detection dataset/1/"), "none stated"),
     Source("horse", "shenshutao/image_segmentation", "2653401d6ea617026895aac17059eb57e017abcb",
            in_folders("weizmann_horse_db/rgb/"), "none stated (Weizmann Horse Database, research use)"),
 ]}
