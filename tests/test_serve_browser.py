@@ -28,15 +28,14 @@ def need_browser():
 
 
 @pytest.fixture(scope="module")
-def hint_model(need_browser, tmp_path_factory) -> Path:
-    """A second model for the page's model choice, one whose hints change colour."""
-    from test_serve import save_hint_model
-    return save_hint_model(tmp_path_factory.mktemp("hint-model"))
+def second_model(need_browser, model_file) -> Path:
+    """A second model for the page's model choice (conftest's tiny one: every model takes hints)."""
+    return model_file
 
 
 @pytest.fixture(scope="module")
-def server(need_browser, hint_model):
-    models = ("--model", "default", "--model", str(hint_model))
+def server(need_browser, second_model):
+    models = ("--model", "default", "--model", str(second_model))
     with running_server("--device", "cpu", "--token", TOKEN, *models) as server:
         yield server
 
@@ -86,7 +85,7 @@ PIXELS = """async img => {
 
 
 # ----------------------------------------------------------------------------------------------- photos
-def test_a_photo_through_the_page_slider_hint_reference_and_download(web, photos, hint_model, tmp_path):
+def test_a_photo_through_the_page_slider_hint_reference_and_download(web, photos, second_model, tmp_path):
     page = web.page
     page.set_input_files("#pick", [str(photos["camera"])])
     wait_done(page, "camera.png")
@@ -96,8 +95,8 @@ def test_a_photo_through_the_page_slider_hint_reference_and_download(web, photos
     this.locator(".slider").fill("20")  # before | after split moves
     assert "20%" in this.locator(".after").evaluate("img => img.style.clipPath")
 
-    # a hint: choose the model that takes hints, tick the box, pick a colour, click the photo -> it renders again
-    page.select_option("#model", str(hint_model))
+    # a hint: choose the other model, tick the box, pick a colour, click the photo -> it renders again
+    page.select_option("#model", str(second_model))
     wait_done(page, "camera.png")
     plain = this.locator(".after").evaluate(PIXELS)
     this.locator(".hint-mode").check()
