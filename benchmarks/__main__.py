@@ -29,7 +29,7 @@ def build_colorizers(precision: str, runtime: str, log) -> dict:
     log(f"references: {', '.join(f'{k} {v / 1e6:.1f}M params' for k, v in counts.items())}")
     colorizers = {"recolor": Colorizer.from_pretrained("default", "cpu", precision, runtime)}
     for name in counts:
-        colorizers[name] = Colorizer(create_reference(name), "cpu", "fp32")
+        colorizers[name] = Colorizer.from_model(create_reference(name), "cpu", "fp32")
     return colorizers
 
 

@@ -7,7 +7,6 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Colorizer": "engine",
-    "InferenceConfig": "engine",
     "colorize_image": "engine",
     "Hint": "hints",
     "create_model": "model",

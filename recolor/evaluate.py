@@ -174,8 +174,6 @@ def evaluate(config: EvalConfig, on_photo: Callable[[Path], None] | None = None)
     from .engine import Colorizer
     paths = eval_paths(config)
     colorizer = Colorizer.from_pretrained(config.model, config.device)
-    if any(config.hints) and not colorizer.takes_hints:
-        raise ValueError(f"--hints: the model {config.model} takes no colour hints (it was trained without them)")
     return evaluate_photos(colorizer, paths, config.render_factor, config.batch_size, on_photo,
                            hint_counts=[n for n in config.hints if n > 0])
 

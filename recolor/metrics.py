@@ -1,5 +1,5 @@
 """Quality metrics for colorization, defined as the colorization literature quotes them: per image, and
-(at the end) the flicker of a colorized clip (warping error, CDC; see temporal.py for their references).
+(at the end) the flicker of a colorized clip (warping error, CDC; see video/temporal.py for their references).
 
 All functions take RGB uint8 arrays (H, W, 3), ground truth first, and return one number per image;
 a data set's figure is the mean of the per-image numbers (as in Zhang et al. 2016, DDColor, CT2).
@@ -26,7 +26,7 @@ from typing import Iterable, Mapping
 import cv2
 import numpy as np
 
-from .video.temporal import flow, make_dis, reliable_mask, to_gray8, warp
+from .flow import flow, make_dis, reliable_mask, to_gray8, warp
 
 PSNR_CAP = 100.0  # dB; what an identical image counts as in a mean
 # Hasler & Süsstrunk's colourfulness, here and in its differentiable twin (training/losses.py): one definition
@@ -99,7 +99,7 @@ def summarize(rows: Iterable[Mapping[str, float]]) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------- flicker
-# Temporal metrics of a colorized clip (references in temporal.py's docstring); benchmarks and tests use them.
+# Temporal metrics of a colorized clip (references in video/temporal.py's docstring); benchmarks and tests use them.
 def input_flow(l_prev: np.ndarray, l_cur: np.ndarray, dis: cv2.DISOpticalFlow | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
     """Backward flow (t -> t-1) and its reliable-pixel mask, computed on the *input* luminance, so that the

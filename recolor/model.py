@@ -6,7 +6,6 @@ References:
 - Shi et al., "Sub-pixel convolution" 2016 and Aitken et al., "Checkerboard artifact free sub-pixel
   convolution" (ICNR init) 2017; blur after shuffle as in fastai's PixelShuffle_ICNR.
 - Zhang et al., "Self-Attention GANs" (SAGAN), 2019; Miyato et al., "Spectral Normalization", 2018.
-- Zhang et al., "Real-Time User-Guided Image Colorization with Learned Deep Priors", 2017 (hint inputs).
 
 The encoders (ImageNet backbones with a 1-channel stem) are in encoders.py: they return 5 feature maps at strides
 2, 4, 8, 16, 32, and the decoder here knows only their channel counts. `create_model` is the only constructor.
@@ -113,23 +112,6 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
-class HintBranch(nn.Module):
-    """Colour hints (B, 3, H, W): a/AB_SCALE, b/AB_SCALE and a mask, zero where no hint is given, added just
-    before the full-resolution head (Zhang et al. 2017 feed hints to the network; propagation.py then spreads
-    each hint's correction over its region). The conv is bias-free and zero-initialised, so no hints (all
-    zeros) add exactly zero, whatever was learned: a model without hints gives the same output, and old weights
-    load with the branch at zero. An early entry as well (added to the encoder's stride-2 features) was trained
-    and measured: it moved colours far from the hint and scored worse (weights/README.md), so there is none."""
-
-    def __init__(self, head_channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(3, head_channels, 3, padding=1, bias=False)
-        nn.init.zeros_(self.conv.weight)
-
-    def forward(self, hints: torch.Tensor) -> torch.Tensor:
-        return self.conv(hints)  # (B, head, H, W)
-
-
 class ClassHead(nn.Module):
     """Stride-4 features (+ L) -> logits over the a/b bins of ab_classes (Zhang et al. 2016's 1×1 head, with one
     3×3 conv for context). Its convs take no spectral norm: it would cap the logits and so how sure the
@@ -159,16 +141,12 @@ class ModelConfig:
     # width at full resolution before the a/b head; + L makes 16, a multiple of ORT's blocked-conv width (16 on
     # AVX-512, 8 on AVX2): with 17 the whole network ran 1.10-1.15× slower (benchmarks/head_levers.py)
     head_channels: int = 15
-    hints: bool = False  # takes colour hints (HintBranch) as a second input
     # classify a/b into bins at stride 4 and decode the annealed mean (ab_classes.py, Zhang et al. 2016) instead
     # of regressing a/b at full resolution; temperature: the annealing (1: the mean, towards 0: the mode);
-    # chroma_gain scales the decoded a/b: class rebalancing makes the distribution favour vivid colours on
-    # purpose, and the gain takes back what the scores say is too much (both chosen on val_ood);
-    # confidence_gain: (confidence, gain) knots that scale the colour further by how sure the model is of it
-    # (ab_classes.curve_gain): gray where it is unsure, strong where it is sure
+    # confidence_gain: (confidence, gain) knots that scale the colour by how sure the model is of it
+    # (ab_classes.curve_gain): gray where it is unsure, strong where it is sure (both chosen on val_ood)
     colour_classes: bool = False
     temperature: float = 0.38
-    chroma_gain: float = 1.0
     confidence_gain: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self):
@@ -196,8 +174,12 @@ class ModelConfig:
 
 
 class Generator(nn.Module):
-    """L (B, 1, H, W) in [0, 100], H and W multiples of 32 -> ab (B, 2, H, W); with config.hints, optional
-    hints (B, 3, H, W) as HintBranch describes."""
+    """L (B, 1, H, W) in [0, 100], H and W multiples of 32 -> ab (B, 2, H, W).
+
+    Colour hints are not an input: propagation.py makes the network's a/b agree with them, for every model. A
+    hint input (Zhang et al. 2017) was trained and measured, and the shipped default's was all zero: it moved
+    colours away from the hint, where propagation alone holds it (weights/README.md). weights.py drops its
+    all-zero tensors from older files."""
 
     def __init__(self, config: ModelConfig, pretrained_encoder: bool = False):
         super().__init__()
@@ -220,48 +202,38 @@ class Generator(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         if config.colour_classes:
             self.classes = ClassHead(up_in + 1)  # + L at stride 4
-            self.hints = HintBranch(up_in + 1) if config.hints else None
             return
         self.final_up = PixelShuffleUp(up_in, config.head_channels, config.blur)
         self.final_res = ResBlock(config.head_channels + 1)  # + the input L, as DeOldify's last_cross
         self.head = nn.Conv2d(config.head_channels + 1, 2, 1)
-        self.hints = HintBranch(config.head_channels + 1) if config.hints else None
 
-    def forward(self, l: torch.Tensor, hints: torch.Tensor | None = None, with_logits: bool = False):
+    def forward(self, l: torch.Tensor, with_logits: bool = False):
         """-> ab; with_logits (training a colour_classes model): (ab, the bin logits at stride 4)."""
-        if hints is not None and self.hints is None:
-            raise ValueError("this model takes no colour hints")
         x = (l / 100.0 - L_MEAN) / L_STD
         features = self.encoder(x)
         y = self.middle(features[-1])
         for block, skip in zip(self.blocks, reversed(features[:-1])):
             y = block(y, skip)
         if self.config.colour_classes:
-            return self.classify(y, x, hints, with_logits)
+            return self.classify(y, x, with_logits)
         y = torch.cat([self.final_up(y), x], dim=1)
-        if hints is not None:
-            y = y + self.hints(hints)
         return self.head(self.final_res(y)) * AB_SCALE
 
-    def classify(self, y, x, hints, with_logits: bool):
+    def classify(self, y, x, with_logits: bool):
         """Stride-4 features -> bin logits -> annealed mean -> a/b upsampled to the input's size (chroma is
         smooth; the engine upsamples it further anyway)."""
         y = torch.cat([y, F.avg_pool2d(x, 4)], dim=1)
-        if hints is not None:  # a hint's mask and colour, area-averaged to stride 4
-            y = y + self.hints(F.avg_pool2d(hints, 4))
         logits = self.classes(y)
-        ab = annealed_mean(logits, self.classes.centres, self.config.temperature, self.config.chroma_gain,
-                           self.config.confidence_gain)
+        ab = annealed_mean(logits, self.classes.centres, self.config.temperature, curve=self.config.confidence_gain)
         ab = F.interpolate(ab, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return (ab, logits) if with_logits else ab
 
 
 def decoder_convs(model: Generator) -> list[nn.Conv2d]:
-    """The convolutions spectral norm applies to: the decoder's, not the pretrained (batch-normed) encoder's,
-    nor the hint branch's (zero-initialised: a zero weight has no spectral norm to divide by), nor the class
-    head's (ClassHead)."""
+    """The convolutions spectral norm applies to: the decoder's, not the pretrained (batch-normed) encoder's, nor
+    the class head's (ClassHead)."""
     return [m for name, m in model.named_modules()
-            if isinstance(m, nn.Conv2d) and not name.startswith(("encoder.", "hints.", "classes."))]
+            if isinstance(m, nn.Conv2d) and not name.startswith(("encoder.", "classes."))]
 
 
 def apply_spectral_norm(model: Generator) -> Generator:
@@ -288,12 +260,9 @@ def inference_state_dict(model: Generator) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------------------------------------- registry
 MODELS: dict[str, ModelConfig] = {
-    # the first default's architecture: small, fast on a laptop CPU (the shipped weights carry their own config)
-    "recolor-small": ModelConfig(),
-    # DeOldify-Artistic-like: ResNet34 encoder, deeper decoder
-    "recolor-artistic": ModelConfig(encoder="resnet34", decoder_channels=(512, 384, 256, 96)),
-    # DeOldify-Stable-like: ResNet101 encoder, wide decoder
-    "recolor-stable": ModelConfig(encoder="resnet101", decoder_channels=(1024, 512, 256, 128)),
+    # the shipped default's architecture and decoding (weights/recolor-small.safetensors is this, trained)
+    "recolor-small": ModelConfig(encoder="efficientnet_lite2", colour_classes=True,
+                                 confidence_gain=((0.1, 0.0), (0.3, 1.3), (0.45, 0.95))),
 }
 
 

@@ -16,6 +16,7 @@ ORT folds batch norm into the convolutions and fuses activations, which eager Py
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -61,16 +62,13 @@ def export(model, path: Path, fold: bool = True) -> Path:
     try:
         import onnx  # noqa: F401  (torch's TorchScript exporter needs it and fails late without it)
     except ImportError:
-        raise OnnxUnavailable("exporting to ONNX needs the onnx package: pip install onnx") from None
-    example = (torch.full((1, 1, 64, 64), 50.0),)
-    names = ["l"]
-    if model.config.hints:  # a second input, the hint planes (zeros: no hints)
-        example, names = example + (torch.zeros(1, 3, 64, 64),), names + ["hints"]
-    axes = {name: {0: "batch", 2: "height", 3: "width"} for name in names + ["ab"]}
+        raise OnnxUnavailable("exporting to ONNX needs the onnx package: pip install 'recolor[torch]'") from None
+    axes = {name: {0: "batch", 2: "height", 3: "width"} for name in ("l", "ab")}
     with replacing(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and constant-folding chatter
-        torch.onnx.export(model.eval(), example, str(tmp), dynamo=False, opset_version=OPSET,
-                          do_constant_folding=fold, input_names=names, output_names=["ab"], dynamic_axes=axes)
+        torch.onnx.export(copy.deepcopy(model).eval(), (torch.full((1, 1, 64, 64), 50.0),), str(tmp), dynamo=False,
+                          opset_version=OPSET, do_constant_folding=fold, input_names=["l"], output_names=["ab"],
+                          dynamic_axes=axes)
     return path
 
 
@@ -150,37 +148,36 @@ def _torch_version() -> str:
 
 # ------------------------------------------------------------------------------------------- running
 class OnnxModel:
-    """L (B, 1, h, w) float32 numpy [and hint planes (B, 3, h, w)] -> ab (B, 2, h, w) float32 numpy, like the
-    generator's forward."""
+    """L (B, 1, h, w) float32 numpy -> ab (B, 2, h, w) float32 numpy, like the generator's forward."""
 
-    def __init__(self, path: Path, threads: int | None = None, spin: bool = False):
-        """spin: idle threads spin instead of sleeping. Off, as OMP_WAIT_POLICY=PASSIVE is for torch: spinning
-        threads collapse when other busy threads share their cores (film's decode and encode threads: 2.7-3.0
-        fps spinning, 4.5-5.2 fps not, on 2 busy cores; benchmarks/README.md)."""
+    def __init__(self, path: Path):
+        """Idle threads sleep instead of spinning, as OMP_WAIT_POLICY=PASSIVE does for torch: spinning threads
+        collapse when other busy threads share their cores (film's decode and encode threads: 2.7-3.0 fps
+        spinning, 4.5-5.2 fps not, on 2 busy cores; benchmarks/README.md)."""
         import onnxruntime as ort
         options = ort.SessionOptions()
-        if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or default_threads()
+        options.intra_op_num_threads = default_threads()
         options.log_severity_level = 3  # its shape-inference warnings on dynamic axes are noise to a user
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
-        self.takes_hints = any(i.name == "hints" for i in self.session.get_inputs())
 
     def stamp(self) -> dict[str, str]:
         """The `graph_stamp` a shipped graph records (empty for exports)."""
         props = self.session.get_modelmeta().custom_metadata_map
         return {k: v for k, v in props.items() if k.startswith("recolor.")}
 
-    def __call__(self, l: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
-        feed = {"l": np.ascontiguousarray(l, dtype=np.float32)}
-        if self.takes_hints:  # no hints: zero planes, which the hint branch turns into exactly zero
-            shape = (l.shape[0], 3, *l.shape[2:])
-            feed["hints"] = np.zeros(shape, np.float32) if hints is None else np.ascontiguousarray(hints, np.float32)
-        elif hints is not None:
-            raise ValueError("this model takes no colour hints")
-        return self.session.run(["ab"], feed)[0]
+    def __call__(self, l: np.ndarray) -> np.ndarray:
+        return self.session.run(["ab"], {"l": np.ascontiguousarray(l, dtype=np.float32)})[0]
+
+    def release_memory(self) -> None:
+        """Hand back ONNX Runtime's CPU arena, which keeps the memory of the largest batch so far (~200 MB after
+        a film at render factor 21): one tiny run told to shrink it afterwards. For a server gone idle."""
+        import onnxruntime as ort
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self.session.run(["ab"], {"l": np.zeros((1, 1, 64, 64), np.float32)}, options)
 
     @classmethod
     def for_weights(cls, weights_path: Path) -> "OnnxModel":
@@ -202,10 +199,8 @@ class OnnxModel:
         return cls(path)
 
     @classmethod
-    def for_model(cls, model, weights_path: Path | None = None) -> "OnnxModel":
-        """The cached export of a generator built in Python (or loaded from `weights_path`)."""
-        if weights_path is not None:
-            return cls.for_weights(Path(weights_path))
+    def for_model(cls, model) -> "OnnxModel":
+        """The cached export of a generator built in Python."""
         path = cache_dir() / f"{_key(model, None)}-opset{OPSET}.onnx"
         if not path.is_file():
             log.info("exporting the model to ONNX once: %s", path)

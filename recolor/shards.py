@@ -41,7 +41,7 @@ class Shard:
         """Under a launcher, `auto` or `cuda` means this process's own GPU."""
         if self.world == 1 or device not in ("auto", "cuda"):
             return device
-        from .engine import gpu_possible
+        from .runners import gpu_possible
         if gpu_possible():
             import torch
             if torch.cuda.is_available():

@@ -131,11 +131,32 @@ def read_weights(path: Path):
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
     try:
-        config = ModelConfig.from_dict(json.loads(meta["config"]))
+        config = ModelConfig.from_dict(_retired_dropped(json.loads(meta["config"]), tensors, path))
     except (ValueError, TypeError) as e:
         raise WeightsError(f"{path}: bad model config: {e}") from None
     state = {k: t.float() if t.is_floating_point() else t for k, t in tensors.items()}
     return config, state, meta
+
+
+# options older files state that no longer exist, and the value at which each changed nothing
+RETIRED = {"hints": None, "chroma_gain": 1.0}
+
+
+def _retired_dropped(config: dict, tensors: dict, path: Path) -> dict:
+    """Older files' retired options and hint-input tensors (`hints.*`), dropped where they changed nothing: a
+    hint input whose weights are all zero added exactly zero (model.Generator), and a chroma gain of 1 is none.
+    Anything else would change the colours, so it is refused, loudly."""
+    hint_keys = [k for k in tensors if k.startswith("hints.")]
+    if any(tensors[k].count_nonzero() for k in hint_keys):
+        raise WeightsError(f"{path}: its colour-hint input has non-zero weights, which this version of recolor "
+                           f"no longer runs (hints are held by propagation alone)")
+    for key in hint_keys:
+        del tensors[key]
+    changed = {k: config[k] for k, neutral in RETIRED.items()
+               if k in config and neutral is not None and config[k] != neutral}
+    if changed:
+        raise WeightsError(f"{path}: retired model options that would change its colours: {changed}")
+    return {k: v for k, v in config.items() if k not in RETIRED}
 
 
 def load_model(name: str | WeightsSource = "default"):

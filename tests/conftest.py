@@ -11,10 +11,10 @@ import pytest
 @pytest.fixture(scope="session")
 def model_file(tmp_path_factory):
     import torch
-    from recolor.model import create_model
+    from recolor.model import ModelConfig, create_model
     from recolor.weights import save_weights
     torch.manual_seed(0)
-    model = create_model("recolor-small")
+    model = create_model(ModelConfig())  # MobileNetV2, regressing a/b: small and quick
     with torch.no_grad():  # a visible, non-zero chroma so the tests see colour, and out-of-gamut cases
         model.head.bias.copy_(torch.tensor([0.3, 0.4]))
     return save_weights(model, tmp_path_factory.mktemp("models") / "tiny.safetensors", half=False)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from recolor import color
-from recolor.engine import Colorizer, pick_device
+from recolor.engine import Colorizer
+from recolor.runners import pick_device
 
 
 def l_of(image: np.ndarray) -> np.ndarray:
@@ -65,7 +66,7 @@ def test_batch_equals_one_by_one(colorizer, photo, gray_photo):
 def test_render_factor_changes_what_the_network_sees(colorizer, gray_photo, monkeypatch):
     seen = []
     real = colorizer.predict_ab
-    monkeypatch.setattr(colorizer, "predict_ab", lambda l, hints=None: seen.append(l.shape) or real(l, hints))
+    monkeypatch.setattr(colorizer, "predict_ab", lambda l: seen.append(l.shape) or real(l))
     colorizer.colorize(gray_photo, 10)
     colorizer.colorize(gray_photo, 20)
     assert seen == [(1, 160, 160), (1, 320, 320)]
@@ -75,10 +76,10 @@ def test_out_of_memory_retries_smaller_with_a_warning(colorizer, gray_photo, mon
     import torch
     real = colorizer.predict_ab
 
-    def limited(l, hints=None):  # a device that fits one image of at most 160×160
+    def limited(l):  # a device that fits one image of at most 160×160
         if l.shape[0] > 1 or l.shape[1] * l.shape[2] > 160 * 160:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(l, hints)
+        return real(l)
 
     monkeypatch.setattr(colorizer, "predict_ab", limited)
     with caplog.at_level("WARNING", logger="recolor"):
@@ -146,19 +147,20 @@ def test_onnx_runtime_matches_torch_and_exports_once(model_file, colorizer, phot
 
 def test_onnx_cache_key_follows_everything_that_shapes_the_graph(colorizer, model_file, tmp_path, monkeypatch):
     from recolor import onnx_runtime
-    key = onnx_runtime._key(colorizer.model, model_file)
-    assert onnx_runtime._key(colorizer.model, model_file) == key
+    model = colorizer.runner.model
+    key = onnx_runtime._key(model, model_file)
+    assert onnx_runtime._key(model, model_file) == key
     edited = tmp_path / "model.py"
     edited.write_text(onnx_runtime.MODEL_CODE[0].read_text() + "\n# a changed decoder\n")
     with monkeypatch.context() as m:
         m.setattr(onnx_runtime, "MODEL_CODE", (edited, *onnx_runtime.MODEL_CODE[1:]))
-        assert onnx_runtime._key(colorizer.model, model_file) != key
+        assert onnx_runtime._key(model, model_file) != key
     with monkeypatch.context() as m:
         m.setattr(onnx_runtime, "_torch_version", lambda: "0.0.1")
-        assert onnx_runtime._key(colorizer.model, model_file) != key
+        assert onnx_runtime._key(model, model_file) != key
     other = tmp_path / "other.safetensors"
     other.write_bytes(model_file.read_bytes() + b" ")
-    assert onnx_runtime._key(colorizer.model, other) != key
+    assert onnx_runtime._key(model, other) != key
 
 
 def test_shipped_graph_is_todays_model_and_runs_without_torch(gray_photo, tmp_path):
@@ -204,3 +206,44 @@ def test_a_graph_made_for_other_weights_is_not_used(model_file, tmp_path):
         model.head.bias.add_(1.0)
     save_weights(model, weights, half=False)  # retrained: the graph beside it no longer describes it
     assert OnnxModel.for_weights(weights).path != graph
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_the_callers_model_is_left_as_it_was_given(model_file, runtime, gray_photo):
+    """Training validates the model it is training: the engine must not switch its mode, device or layout."""
+    import torch
+    from recolor.weights import load_model
+    model = load_model(str(model_file))[0].train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    conv = model.final_res.body[0][0]  # a 3×3 conv: channels-last would change its strides
+    Colorizer.from_model(model, "cpu", runtime=runtime).colorize(gray_photo, 8)
+    assert model.training and all(m.training for m in model.modules())
+    assert conv.weight.is_contiguous() and not conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_every_model_takes_hints_and_holds_them(model_file, runtime, gray_photo):
+    """The test model was built without any hint input: propagation alone holds a hint, in both runtimes."""
+    from recolor.hints import Hint
+    colorizer = Colorizer.from_pretrained(str(model_file), device="cpu", runtime=runtime)
+    hint = Hint(256, 100, (-5.0, -30.0))  # sky blue, inside the gamut at the sky's luminance
+    out = colorizer.colorize(gray_photo, 10, hints=[hint])
+    plain = colorizer.colorize(gray_photo, 10)
+    lab = lambda rgb: color.rgb_to_lab(rgb[99:102, 255:258].astype(np.float32) / 255)  # noqa: E731
+    spot, before = lab(out)[..., 1:].mean((0, 1)), lab(plain)[..., 1:].mean((0, 1))
+    distance = lambda ab: float(np.hypot(*(ab - hint.ab)))  # noqa: E731
+    assert distance(spot) < 0.7 * distance(before), (spot, before)  # towards the hint (gamut-clipped in the sky)
+
+
+def test_both_runners_answer_the_engine_alike(colorizer, model_file, photo):
+    """One pipeline over two runners: the same interface, the same a/b within fp32 rounding."""
+    onnx = Colorizer.from_pretrained(str(model_file), device="cpu", runtime="onnx")
+    assert (colorizer.runtime, onnx.runtime) == ("torch", "onnx")
+    l = np.stack([l_of(photo)[:64, :96]] * 3)  # (3, 64, 96)
+    for c in (colorizer, onnx):
+        assert c.runner.predict(l).shape == (3, 64, 96, 2)
+        with c.share_cores():
+            c.runner.free_memory()
+    assert onnx.runner.out_of_memory == () and colorizer.runner.out_of_memory
+    assert np.abs(onnx.chroma([l_of(photo)], 10)[0] - colorizer.chroma([l_of(photo)], 10)[0]).max() < 1e-2

@@ -1,5 +1,5 @@
-"""Guided colour: hint parsing, the hint branch's zero start, hints through the engine, ONNX and the CLI,
-the reference palette, training draws and `recolor eval --hints`."""
+"""Guided colour: hint parsing, hints through the engine (for every model: no hint input, propagation holds them),
+ONNX and the CLI, the reference palette, training draws and `recolor eval --hints`."""
 import json
 
 import cv2
@@ -11,19 +11,6 @@ from recolor.cli import app
 from recolor.hints import (Hint, HintError, color_ab, hint_planes, parse_hint, parse_hints_json, read_hints_file,
                            simulated_hints)
 from recolor.reference import Palette
-
-
-@pytest.fixture(scope="module")
-def hint_model_file(tmp_path_factory):
-    """A generator with hint inputs whose hint branch is non-zero (as after training), so hints change colour."""
-    import torch
-    from recolor.model import ModelConfig, create_model
-    from recolor.weights import save_weights
-    torch.manual_seed(0)
-    model = create_model(ModelConfig(hints=True))
-    with torch.no_grad():
-        model.hints.conv.weight.normal_(0, 0.5)
-    return save_weights(model, tmp_path_factory.mktemp("hint-model") / "hinted.safetensors", half=False)
 
 
 # ------------------------------------------------------------------------------------------- parsing
@@ -88,44 +75,11 @@ def test_simulated_hints_carry_the_true_colour():
         assert h.ab == ((30.0, 10.0) if h.x >= 30 else (0.0, 0.0))
 
 
-# ------------------------------------------------------------------------------------------- model
-def test_no_hints_give_exactly_the_model_without_hint_inputs():
-    import torch
-    from recolor.model import ModelConfig, create_model
-    torch.manual_seed(0)
-    plain = create_model(ModelConfig()).eval()
-    hinted = create_model(ModelConfig(hints=True)).eval()
-    missing = hinted.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(k.startswith("hints.") for k in missing)
-    with torch.no_grad():
-        hinted.hints.conv.weight.normal_()  # whatever the branch learned, zero planes add nothing
-        l = torch.rand(2, 1, 64, 96) * 100
-        assert torch.equal(plain(l), hinted(l, torch.zeros(2, 3, 64, 96)))
-        assert torch.equal(plain(l), hinted(l))
-        planes = torch.from_numpy(hint_planes([Hint(10, 10, (60.0, 40.0))], (64, 96), (64, 96)))[None].repeat(2, 1, 1, 1)
-        assert not torch.equal(plain(l), hinted(l, planes))
-    with pytest.raises(ValueError, match="no colour hints"):
-        plain(l, planes)
-
-
-def test_fine_tuning_old_weights_adds_a_zero_hint_branch(model_file):
-    import torch
-    from recolor.training import fine_tune_start
-    from recolor.weights import load_model
-    old, _, _ = load_model(str(model_file))
-    new = fine_tune_start(model_file, hints=True).eval()
-    assert new.hints is not None and old.hints is None
-    l = torch.rand(1, 1, 64, 64) * 100
-    with torch.no_grad():
-        assert torch.equal(old(l), new(l, torch.zeros(1, 3, 64, 64)))
-
-
 # ------------------------------------------------------------------------------------------- engine
-def test_hints_colour_their_spot_in_torch_and_onnx_alike(hint_model_file, gray_photo):
+def test_hints_colour_their_spot_in_torch_and_onnx_alike(model_file, gray_photo):
     from recolor.engine import Colorizer
-    torch_c = Colorizer.from_pretrained(str(hint_model_file), "cpu", runtime="torch")
-    onnx_c = Colorizer.from_pretrained(str(hint_model_file), "cpu", runtime="onnx")
-    assert torch_c.takes_hints and onnx_c.takes_hints
+    torch_c = Colorizer.from_pretrained(str(model_file), "cpu", runtime="torch")
+    onnx_c = Colorizer.from_pretrained(str(model_file), "cpu", runtime="onnx")
     hints = [parse_hint("100,100=red")]
     plain = torch_c.colorize(gray_photo, 10)
     hinted = torch_c.colorize(gray_photo, 10, hints=hints)
@@ -135,13 +89,9 @@ def test_hints_colour_their_spot_in_torch_and_onnx_alike(hint_model_file, gray_p
         np.abs(onnx_c.colorize(gray_photo, 10).astype(int) - plain).max() <= 2
 
 
-def test_a_model_without_hint_inputs_refuses_hints_and_hints_must_be_inside(colorizer, hint_model_file, gray_photo):
-    from recolor.engine import Colorizer
-    with pytest.raises(HintError, match="no colour hints"):
-        colorizer.colorize(gray_photo, 10, hints=[parse_hint("1,1=red")])
-    hinted = Colorizer.from_pretrained(str(hint_model_file), "cpu", runtime="torch")
+def test_hints_must_be_inside_the_photo(colorizer, gray_photo):
     with pytest.raises(HintError, match="outside the 512×512 photo"):
-        hinted.colorize(gray_photo, 10, hints=[parse_hint("512,3=red")])
+        colorizer.colorize(gray_photo, 10, hints=[parse_hint("512,3=red")])
 
 
 def test_palette_moves_the_mean_chroma_half_way_to_the_reference():
@@ -185,54 +135,44 @@ def gray_file(tmp_path):
     (["--hints", "bad.json"], 'point 1: needs "x", "y" and "color"'),
     (["--reference", "nothere.jpg"], "reference photo:"),
 ])
-def test_bad_hints_exit_2_with_one_line(hint_model_file, gray_file, extra, needle):
+def test_bad_hints_exit_2_with_one_line(model_file, gray_file, extra, needle):
     (gray_file.parent / "bad.json").write_text('{"points": [{"x": 10}]}')
     extra = [str(gray_file.parent / e) if e.endswith((".json", ".jpg")) else e for e in extra]
-    result = CliRunner().invoke(app, ["image", str(gray_file), *extra, "--model", str(hint_model_file),
+    result = CliRunner().invoke(app, ["image", str(gray_file), *extra, "--model", str(model_file),
                                       "--device", "cpu"])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.output
 
 
-def test_cli_hints_need_one_photo_and_a_model_that_takes_them(hint_model_file, model_file, gray_file):
+def test_cli_hints_need_one_photo(model_file, gray_file):
     result = CliRunner().invoke(app, ["image", str(gray_file), str(gray_file), "--hint", "1,1=red",
-                                      "--model", str(hint_model_file), "--device", "cpu"])
+                                      "--model", str(model_file), "--device", "cpu"])
     assert result.exit_code == 2 and "exactly one input photo" in result.output
-    result = CliRunner().invoke(app, ["image", str(gray_file), "--hint", "1,1=red", "--model", str(model_file),
-                                      "--device", "cpu"])
-    assert result.exit_code == 2 and "takes no colour hints" in result.output
     assert not (gray_file.parent / "g_color.png").exists()
 
 
-def test_cli_hint_file_and_reference_colour_the_photo(hint_model_file, gray_file, tmp_path):
+def test_cli_hint_file_and_reference_colour_the_photo(model_file, gray_file, tmp_path):
     cv2.imwrite(str(tmp_path / "ref.png"), np.full((30, 30, 3), (160, 60, 30), np.uint8))  # BGR: blue
     (tmp_path / "h.json").write_text(json.dumps({"points": [{"x": 80, "y": 60, "color": "#a03020"}],
                                                  "reference": "ref.png"}))
     result = CliRunner().invoke(app, ["image", str(gray_file), "--hints", str(tmp_path / "h.json"),
-                                      "--hint", "10,10=navy", "--model", str(hint_model_file), "--device", "cpu"])
+                                      "--hint", "10,10=navy", "--model", str(model_file), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert cv2.imread(str(tmp_path / "g_color.png")).shape == (120, 160, 3)
 
 
 # ------------------------------------------------------------------------------------------- eval
-def test_eval_reports_the_hint_curve(hint_model_file, tmp_path, photo):
+def test_eval_reports_the_hint_curve(model_file, tmp_path, photo):
     from recolor.cli.report import eval_tables
     from recolor.evaluate import EvalConfig, evaluate
     cv2.imwrite(str(tmp_path / "coffee_1.png"), photo[:, :, ::-1])
-    result = evaluate(EvalConfig(str(tmp_path), str(hint_model_file), 8, device="cpu", hints=(2, 10)))
+    result = evaluate(EvalConfig(str(tmp_path), str(model_file), 8, device="cpu", hints=(2, 10)))
     s = result.summary()
     assert {"hints2", "hints10"} <= s.keys() and s["hints10"]["delta_e"] != s["model"]["delta_e"]
     assert len(eval_tables(result)) == 3
-    again = evaluate(EvalConfig(str(tmp_path), str(hint_model_file), 8, device="cpu", hints=(10,)))
+    again = evaluate(EvalConfig(str(tmp_path), str(model_file), 8, device="cpu", hints=(10,)))
     assert again.summary()["hints10"] == s["hints10"]  # simulated hints are seeded by the photo
-
-
-def test_eval_hints_need_a_model_that_takes_them(model_file, tmp_path, photo):
-    from recolor.evaluate import EvalConfig, evaluate
-    cv2.imwrite(str(tmp_path / "coffee_1.png"), photo[:, :, ::-1])
-    with pytest.raises(ValueError, match="takes no colour hints"):
-        evaluate(EvalConfig(str(tmp_path), str(model_file), 8, device="cpu", hints=(1,)))
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -249,22 +189,6 @@ def test_training_hint_draws_are_seeded_and_carry_patch_means():
     assert first[:, :2][first[:, 2:3].expand(-1, 2, -1, -1) == 0].abs().max() == 0
 
 
-def test_training_teaches_the_hint_branch_at_its_own_learning_rate(tmp_path):
-    import torch
-    from train_helpers import make_photos, tiny_settings
-    from recolor.training import TrainConfig, train
-    from recolor.training.state import HINT_LR_MULT
-    make_photos(tmp_path / "train", 12)
-    make_photos(tmp_path / "val", 4, seed=1)
-    run = tmp_path / "run"
-    train(TrainConfig.from_dict({**tiny_settings(tmp_path / "train", tmp_path / "val", stage="pretrain"),
-                                 "out": str(run)}))
-    ckpt = torch.load(run / "last.ckpt", weights_only=True)
-    assert ckpt["generator"]["hints.conv.weight"].abs().max() > 0  # started at zero, learned from the sampled hints
-    groups = ckpt["g_opt"]["param_groups"]
-    assert len(groups) == 3 and groups[2]["lr_mult"] == HINT_LR_MULT
-
-
 # ------------------------------------------------------------------------------------------- propagation
 def square_scene() -> np.ndarray:
     """A gray square as light as pure red (L 53, so red fits the gamut there) on a dark ground, 240×320."""
@@ -279,7 +203,7 @@ def test_a_red_hint_turns_its_region_red_and_leaves_the_far_side_as_it_was(tmp_p
     from recolor.engine import Colorizer
     from recolor.model import ModelConfig, create_model
     torch.manual_seed(0)
-    colorizer = Colorizer(create_model(ModelConfig(hints=True)), "cpu", runtime="torch")  # its branch: still zero
+    colorizer = Colorizer.from_model(create_model(ModelConfig()), "cpu")
     gray = square_scene()
     red = parse_hint("100,120=#ff0000")
     before, after = colorizer.colorize(gray, 10), colorizer.colorize(gray, 10, hints=[red])
@@ -301,9 +225,9 @@ def test_propagation_stops_at_edges_and_needs_a_hint():
     assert np.allclose(out[:40], 5.0, atol=0.5) and np.allclose(out[:, 200:], 5.0, atol=0.5)
 
 
-def test_the_python_api_takes_hints_as_objects_strings_or_dicts(hint_model_file, gray_photo):
+def test_the_python_api_takes_hints_as_objects_strings_or_dicts(model_file, gray_photo):
     from recolor import Colorizer, Hint
-    colorizer = Colorizer.from_pretrained(str(hint_model_file), "cpu", runtime="torch")
+    colorizer = Colorizer.from_pretrained(str(model_file), "cpu", runtime="torch")
     as_object = colorizer.colorize(gray_photo, 10, hints=[Hint(100.0, 100.0, color_ab("red"))])
     assert np.array_equal(as_object, colorizer.colorize(gray_photo, 10, hints=["100,100=red"]))
     assert np.array_equal(as_object, colorizer.colorize(gray_photo, 10, hints=[{"x": 100, "y": 100, "color": "red"}]))
@@ -313,7 +237,6 @@ def test_the_shipped_default_takes_hints_and_a_red_hint_holds_there_only():
     from recolor import color
     from recolor.engine import Colorizer
     colorizer = Colorizer.from_pretrained("default", "cpu")  # the CPU runtime, as a user gets it
-    assert colorizer.takes_hints
     gray = square_scene()
     red = parse_hint("100,120=#ff0000")
     before, after = colorizer.colorize(gray, 10), colorizer.colorize(gray, 10, hints=[red])

@@ -18,7 +18,8 @@ def test_every_registered_model_maps_l_to_ab(name):
 def test_small_model_trains_forward_backward():
     model = apply_spectral_norm(create_model("recolor-small")).train()
     l = torch.rand(2, 1, 64, 64) * 100
-    loss = model(l).abs().mean()
+    ab, logits = model(l, with_logits=True)  # untrained, it is unsure everywhere: its curve grays the a/b out
+    loss = ab.abs().mean() + logits.abs().mean()
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
@@ -56,6 +57,13 @@ def test_self_attention_and_config_round_trip():
     model = create_model(cfg)
     assert not any(type(m).__name__ == "SelfAttention" for m in model.modules())
     assert any(type(m).__name__ == "SelfAttention" for m in create_model("recolor-small").modules())
+
+
+def test_each_registered_name_is_one_model():
+    """`recolor-small` names the embedded default's weights and the architecture `recolor train` builds: one
+    model, so the registry's config is the one those weights carry."""
+    from recolor.weights import read_weights, resolve
+    assert read_weights(resolve("default").path)[0] == MODELS["recolor-small"]
 
 
 def test_unknown_names_list_the_valid_ones():
@@ -103,15 +111,15 @@ def test_the_encoder_loads_imagenet_weights_from_the_torch_hub_cache(hub_cache):
 
 def test_missing_or_unsafe_imagenet_weights_are_refused_clearly(hub_cache, tmp_path):
     with pytest.raises(PretrainedWeightsError, match=f"not found: .*{MOBILENET_FILE}.*make dev-weights"):
-        create_model("recolor-small", pretrained_encoder=True)
+        create_model(ModelConfig(), pretrained_encoder=True)
     marker = tmp_path / "code-ran"
     torch.save({"features.0.0.weight": RunsCode(str(marker))}, hub_cache / MOBILENET_FILE)
     with pytest.raises(PretrainedWeightsError, match="refused"):
-        create_model("recolor-small", pretrained_encoder=True)
+        create_model(ModelConfig(), pretrained_encoder=True)
     assert not marker.exists(), "unpickling ran code from the weights file"
     torch.save({"not": torch.zeros(1)}, hub_cache / MOBILENET_FILE)  # plain tensors, of another network
     with pytest.raises(PretrainedWeightsError, match="does not fit mobilenet_v2"):
-        create_model("recolor-small", pretrained_encoder=True)
+        create_model(ModelConfig(), pretrained_encoder=True)
 
 
 # ---------------------------------------------------------------------------------------------- EfficientNet-Lite
@@ -132,11 +140,11 @@ def test_efficientnet_lite_has_the_published_size(version, published):
 
 @pytest.mark.parametrize("version", [0, 1, 2])
 def test_a_lite_generator_maps_l_to_ab_through_features_at_strides_2_to_32(version):
-    model = create_model(ModelConfig(encoder=f"efficientnet_lite{version}", colour_classes=True, hints=True)).eval()
+    model = create_model(ModelConfig(encoder=f"efficientnet_lite{version}", colour_classes=True)).eval()
     l = torch.rand(1, 1, 64, 96) * 100
     with torch.no_grad():
         features = model.encoder(torch.randn(1, 1, 64, 96))
-        ab = model(l, torch.zeros(1, 3, 64, 96))
+        ab = model(l)
     assert [f.shape[1] for f in features] == list(model.encoder.channels)
     assert [tuple(f.shape[-2:]) for f in features] == [(64 // s, 96 // s) for s in (2, 4, 8, 16, 32)]
     assert ab.shape == (1, 2, 64, 96) and torch.isfinite(ab).all()

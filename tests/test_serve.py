@@ -265,39 +265,18 @@ def test_hints_and_a_reference_photo_reach_the_engine(serve, default_colorizer, 
     assert call["hints"][0].ab[0] > 20 and call["hints"][1].ab[1] < -20  # red-ish a, blue b
 
 
-def save_hint_model(folder: Path) -> Path:
-    """A generator with hint inputs whose hint branch is non-zero (as after training), so hints change colour."""
-    import torch
-    from recolor.model import ModelConfig, create_model
-    from recolor.weights import save_weights
-    torch.manual_seed(0)
-    model = create_model(ModelConfig(hints=True))
-    with torch.no_grad():
-        model.hints.conv.weight.normal_(0, 0.5)
-    return save_weights(model, folder / "hinted.safetensors", half=False)
-
-
-@pytest.fixture(scope="module")
-def hinted_colorizer(tmp_path_factory):
-    from recolor import Colorizer
-    path = save_hint_model(tmp_path_factory.mktemp("hint-model"))
-    return Colorizer.from_pretrained(str(path), device="cpu", runtime="torch")
-
-
-def test_hints_through_the_real_engine_and_a_choice_of_models(serve, default_colorizer, hinted_colorizer,
-                                                               small_gray):
-    client = serve({"default": default_colorizer, "hinted": hinted_colorizer})
-    assert {m["name"]: m["hints"] for m in client.get("/api/health").json()["models"]} == {
-        "default": default_colorizer.takes_hints, "hinted": True}
+def test_hints_through_the_real_engine_and_a_choice_of_models(serve, default_colorizer, colorizer, small_gray):
+    """Every model takes hints: propagation holds them, whatever the network."""
+    client = serve({"default": default_colorizer, "other": colorizer})
+    assert [m["name"] for m in client.get("/api/health").json()["models"]] == ["default", "other"]
     hints = json.dumps({"points": [{"x": 30, "y": 30, "color": "#20a040"}]})
-    plain = decode(post_photo(client, png(small_gray), model="hinted").content).astype(int)
-    hinted = post_photo(client, png(small_gray), model="hinted", hints=hints)
-    assert hinted.status_code == 200, hinted.text
-    assert np.abs(decode(hinted.content).astype(int) - plain).max() > 10
+    for model in ("default", "other"):
+        plain = decode(post_photo(client, png(small_gray), model=model).content).astype(int)
+        hinted = post_photo(client, png(small_gray), model=model, hints=hints)
+        assert hinted.status_code == 200, hinted.text
+        assert np.abs(decode(hinted.content).astype(int) - plain).max() > 10
     outside = json.dumps({"points": [{"x": 300, "y": 30, "color": "red"}]})
-    assert_error(post_photo(client, png(small_gray), model="hinted", hints=outside), 400, "outside", "90×70")
-    if not default_colorizer.takes_hints:  # the shipped model, until one trained with hints replaces it
-        assert_error(post_photo(client, png(small_gray), hints=hints), 400, "no colour hints")
+    assert_error(post_photo(client, png(small_gray), model="other", hints=outside), 400, "outside", "90×70")
 
 
 def test_a_reference_photo_changes_the_palette(client, small_gray):

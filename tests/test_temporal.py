@@ -3,8 +3,9 @@ import cv2
 import numpy as np
 import pytest
 
+from recolor.flow import warp
 from recolor.metrics import cdc, colourfulness, input_flow, js_divergence, mean_warping_error, warping_error
-from recolor.video.temporal import TemporalSmoother, warp
+from recolor.video.temporal import CutDetector, TemporalSmoother
 
 
 def texture(h=96, w=128, seed=0, pad=16):
@@ -62,11 +63,16 @@ def test_a_hard_cut_resets_the_state(same_histogram):
     L histogram on both sides, the histogram test cannot see the cut; the flow reliability check must."""
     tex_a = texture(seed=2)
     tex_b = texture(seed=3) if same_histogram else np.clip(100 - 0.5 * texture(seed=3), 0, 100)
-    smoother = TemporalSmoother(0.9)
+    smoother, cuts = TemporalSmoother(0.9), CutDetector()
     for t in range(4):
-        smoother(sliding(tex_a, t), np.full((96, 128, 2), 40.0, np.float32))
+        l = sliding(tex_a, t)
+        assert not cuts(l)
+        smoother(l, np.full((96, 128, 2), 40.0, np.float32), False)
     ab_b = np.full((96, 128, 2), -30.0, np.float32)
-    out = smoother(sliding(tex_b, 4), ab_b)
+    l = sliding(tex_b, 4)
+    cut = cuts(l)
+    assert cut != same_histogram  # the histogram sees the cut unless both shots share one
+    out = smoother(l, ab_b, cut)
     assert smoother.scene_cuts == 1
     assert np.array_equal(out, ab_b)
 
@@ -106,3 +112,30 @@ def test_metrics_on_known_cases():
     assert mask.mean() > 0.8  # a plain pan: nearly every pixel is trackable
     assert warping_error(chroma_of(l0), chroma_of(l1), flow_b, mask) < 1.0  # content-tied chroma: no flicker
     assert warping_error(chroma_of(l0), chroma_of(l1) + 5, flow_b, mask) == pytest.approx(50, rel=0.1)
+
+
+def test_the_flicker_metrics_leave_the_film_package_unloaded():
+    """metrics.py (eval, benchmarks) shares the flow with the smoother through flow.py, not through video/."""
+    import subprocess
+    import sys
+    code = "import sys, recolor.metrics\nassert not any(m.startswith('recolor.video') for m in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_film_finds_each_scene_cut_once_per_frame(tmp_path, monkeypatch):
+    """With hints (tracked) and smoothing on, one histogram comparison per frame pair decides both."""
+    from fractions import Fraction
+
+    from test_video import FAST, make_clip
+    from test_video_hints import RED, RecordingColorizer
+
+    from recolor.hints import Hint
+    from recolor.video import VideoConfig, colorize_video, temporal
+    calls = []
+    real = temporal.histogram_distance
+    monkeypatch.setattr(temporal, "histogram_distance", lambda a, b: calls.append(1) or real(a, b))
+    clip = make_clip(tmp_path / "cut.mp4", frames=12, size=(96, 64), rate=Fraction(10), cut_at=8, audio=None)
+    config = VideoConfig(**{**FAST, "smooth": 0.6}, hints=((0.0, (Hint(50.0, 30.0, RED),)),))
+    result = colorize_video(RecordingColorizer(), clip, tmp_path / "out.mp4", config)
+    assert result.frames == 12 and result.scene_cuts == 1 and len(calls) == 11

@@ -183,10 +183,10 @@ def ntsc_clip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory):
     from recolor.engine import Colorizer
-    from recolor.model import create_model
+    from recolor.model import ModelConfig, create_model
     from recolor.weights import save_weights
     path = tmp_path_factory.mktemp("model") / "untrained.safetensors"
-    save_weights(create_model("recolor-small"), path)
+    save_weights(create_model(ModelConfig()), path)
     return path, Colorizer.from_pretrained(str(path), "cpu")
 
 

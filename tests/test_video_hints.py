@@ -9,13 +9,13 @@ from recolor import color
 from recolor.hints import Hint
 from recolor.video import VideoConfig, colorize_video
 from recolor.video.hinting import HintTracker
+from recolor.video.temporal import CutDetector
 
 RED = (60.0, 45.0)
 
 
 class RecordingColorizer:
     """Duck-types `Colorizer.chroma`: neutral chroma, and a record of the hints each frame got."""
-    takes_hints = True
 
     def __init__(self):
         self.hints = []
@@ -33,7 +33,8 @@ def pan(seed: int, frames: int, h: int = 64, w: int = 96, bright: bool = False) 
 
 def test_a_hint_follows_the_picture_and_is_released_at_the_cut():
     tracker = HintTracker([(0.0, [Hint(60.0, 30.0, RED)])])
-    seen = [tracker(l, i / 10) for i, l in enumerate(pan(0, 8) + pan(7, 3, bright=True))]
+    cuts = CutDetector()  # as the film pipeline finds them, once per frame
+    seen = [tracker(l, i / 10, cuts(l)) for i, l in enumerate(pan(0, 8) + pan(7, 3, bright=True))]
     for i in range(8):
         (hint,) = seen[i]
         assert hint.x == pytest.approx(60 - 2 * i, abs=0.5) and hint.y == pytest.approx(30, abs=0.5)
@@ -43,7 +44,7 @@ def test_a_hint_follows_the_picture_and_is_released_at_the_cut():
 
 def test_hints_start_at_their_time_and_a_point_that_leaves_the_frame_is_dropped():
     tracker = HintTracker([(0.25, [Hint(5.0, 20.0, RED), Hint(80.0, 20.0, RED)])])
-    seen = [tracker(l, i / 10) for i, l in enumerate(pan(0, 10))]
+    seen = [tracker(l, i / 10, False) for i, l in enumerate(pan(0, 10))]
     assert seen[:3] == [None] * 3  # 0.0, 0.1, 0.2 s
     assert len(seen[3]) == 2 and seen[3][0].x == 5.0
     assert len(seen[9]) == 1 and seen[9][0].x == pytest.approx(80 - 12, abs=0.5)  # x = 5 walked off the left

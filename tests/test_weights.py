@@ -108,3 +108,27 @@ def test_cli_colorizes_with_a_hub_model(hub_env, model_file, tmp_path):
 
 def test_colorizer_from_pretrained_accepts_a_path(model_file):
     assert Colorizer.from_pretrained(str(model_file), device="cpu").source.kind == "file"
+
+
+def with_a_hint_input(path, out, weight, **config):
+    """A copy of a weights file as older versions wrote it: a hint input (`hints.conv.weight`, and `hints` and
+    `chroma_gain` in its config), here with the given weight value."""
+    import json
+    from safetensors.torch import load_file, save_file
+    _, _, meta = read_weights(path)
+    tensors = {**load_file(str(path)), "hints.conv.weight": torch.full((16, 3, 3, 3), weight)}
+    stored = {**json.loads(meta["config"]), "hints": True, "chroma_gain": 1.0, **config}
+    save_file(tensors, str(out), metadata={**meta, "config": json.dumps(stored)})
+    return out
+
+
+def test_older_files_with_a_zero_hint_input_load_and_others_are_refused(model_file, tmp_path):
+    """The hint input went (hints are held by propagation alone): its all-zero tensors, which added exactly
+    nothing, are dropped; a non-zero one, or a chroma gain other than 1, would change the colours: refused."""
+    model = load_model(str(model_file))[0]
+    old = load_model(str(with_a_hint_input(model_file, tmp_path / "old.safetensors", 0.0)))[0]
+    assert old.config == model.config and old.state_dict().keys() == model.state_dict().keys()
+    with pytest.raises(WeightsError, match="non-zero"):
+        read_weights(with_a_hint_input(model_file, tmp_path / "trained.safetensors", 0.1))
+    with pytest.raises(WeightsError, match="chroma_gain"):
+        read_weights(with_a_hint_input(model_file, tmp_path / "gain.safetensors", 0.0, chroma_gain=1.2))

@@ -1,5 +1,5 @@
 """The Typer app every command registers on, and what the commands share: the Rich console, `fail` (one line,
-then exit), `require_extra`, `load_colorizer` and `require_hints`."""
+then exit), `require_extra` and `load_colorizer`."""
 from __future__ import annotations
 
 import importlib.util
@@ -87,9 +87,3 @@ def load_colorizer(model: str, device: str, precision: str, runtime: str = "auto
         return Colorizer.from_pretrained(model, device, precision, runtime)
     except (WeightsError, ValueError, RuntimeError) as e:
         fail(str(e).splitlines()[0])
-
-
-def require_hints(colorizer, model: str) -> None:
-    """Hints given for a model without hint inputs: one line, before any file is read or written."""
-    if not colorizer.takes_hints:
-        fail(f"--model {model} takes no colour hints (it was trained without them); the default model does")

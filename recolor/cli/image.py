@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from ..defaults import BATCH_SIZE, COMPARE_SUFFIX, MAX_PIXELS, PHOTO_RENDER_FACTOR
-from .app import app, console, fail, load_colorizer, require_hints
+from .app import app, console, fail, load_colorizer
 from .options import (DeviceOpt, ModelOpt, PrecisionOpt, RenderFactorOpt, RuntimeOpt, batch_size_option,
                       overwrite_option)
 
@@ -64,8 +64,6 @@ def image_command(
     tally = Tally(skipped=skip_done(plan) if skip_existing else 0)
     if plan.jobs or plan.errors:
         colorizer = load_colorizer(model, shard.device(device), precision, runtime)
-        if guide.hints:
-            require_hints(colorizer, model)
         quiet = console if shard.main else Console(stderr=True, quiet=True)
         tally = tally + run_with_progress(quiet, colorizer, plan, render_factor, batch_size, overwrite, max_pixels,
                                           guide)

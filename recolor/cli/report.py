@@ -179,14 +179,17 @@ def print_models(console: Console) -> None:
     table = Table(title="Models")
     for col in ("name", "kind", "encoder", "size", "notes"):
         table.add_column(col)
-    for name, path in embedded_models().items():
+    embedded = embedded_models()
+    for name, path in embedded.items():  # a registered name is one model: its weights, and how to train it again
         d = describe(path)
-        note = "the default" if name == DEFAULT_MODEL else ""
-        table.add_row(name, "embedded", d["config"].get("encoder", "?"), f"{d['size_mb']:.1f} MB", note)
+        notes = ["the default"] * (name == DEFAULT_MODEL) + [f"train with: recolor train --model {name}"] * (
+            name in MODELS)
+        table.add_row(name, "embedded", d["config"].get("encoder", "?"), f"{d['size_mb']:.1f} MB", "; ".join(notes))
     for repo, revisions in hub_cached_models().items():
         table.add_row(repo, "Hub (cached)", "", "", "revisions: " + ", ".join(revisions))
     for name, cfg in MODELS.items():
-        table.add_row(name, "architecture", cfg.encoder, "", "train with: recolor train --model " + name)
+        if name not in embedded:
+            table.add_row(name, "architecture", cfg.encoder, "", f"train with: recolor train --model {name}")
     console.print(table)
     console.print("Any .safetensors file made by `recolor train` works too: --model path/to/model.safetensors; "
                   "Hub models: --model owner/repo[@revision].")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..defaults import BATCH_SIZE, FILM_RENDER_FACTOR, OUTPUT_SUFFIX, X264_CRF, X264_PRESET
-from .app import app, console, fail, load_colorizer, require_hints
+from .app import app, console, fail, load_colorizer
 from .options import (DeviceOpt, ModelOpt, PrecisionOpt, RenderFactorOpt, RuntimeOpt, batch_size_option,
                       overwrite_option)
 
@@ -68,8 +68,6 @@ def video_command(
     except (ValueError, VideoError) as e:
         fail(str(e), 1 if isinstance(e, VideoError) else 2)
     colorizer = load_colorizer(model, device, precision, runtime)
-    if hints:
-        require_hints(colorizer, model)
     with film_progress(console) as report:
         try:
             result = colorize_video(colorizer, source, out, config, report)

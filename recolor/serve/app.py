@@ -150,7 +150,7 @@ def add_photo_api(app: FastAPI, server: Server) -> None:
         default = server.colorizers[server.default_model]
         return {"status": "ok", "version": __version__, "model": server.default_model,
                 "device": str(default.device or "cpu"), "runtime": default.runtime,
-                "models": [{"name": name, "hints": bool(c.takes_hints)} for name, c in server.colorizers.items()],
+                "models": [{"name": name} for name in server.colorizers],
                 "limits": {"upload_mb": server.config.max_upload_mb, "film_mb": server.config.max_film_mb,
                            "max_pixels": server.config.max_pixels},
                 **PAGE_SETTINGS,

@@ -23,7 +23,7 @@ class Dist:
 
 def setup_distributed(device: str, threads: int = 0) -> Dist:
     """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: then join the group (NCCL on CUDA, gloo on CPU)."""
-    from ..engine import pick_device
+    from ..runners import pick_device
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         dev = pick_device(device)

@@ -3,7 +3,6 @@ that keeps `best.safetensors` without anyone picking DeOldify's "inflection poin
 sheets a run leaves in samples/."""
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import cv2
@@ -34,7 +33,7 @@ def validate(model: Generator, paths: list[str], device: torch.device, render_fa
     """-> (mean metrics, sample images). Whole photos through the engine, exactly as `recolor eval` scores
     them: 256 px centre crops ranked checkpoints differently from the product's own measure."""
     from ..engine import Colorizer
-    colorizer = Colorizer(copy.deepcopy(model), device)  # a copy: the engine switches it to channels_last
+    colorizer = Colorizer.from_model(model, device)  # it runs a copy: the model being trained is left as it is
     shown = spread(paths, samples)  # scored first, so the sheet shows every source too
     ordered = shown + sorted(set(paths) - set(shown))
     result = evaluate_photos(colorizer, [Path(p) for p in ordered], render_factor, samples=samples, baseline=False)

@@ -8,7 +8,7 @@ I/O is FFmpeg through PyAV: any container FFmpeg reads in, H.264 (libx264, yuv42
 exact time base and per-frame timestamps (29.97 stays 30000/1001, the frame count and duration stay the same;
 broken source timestamps become even ones at the source's rate), audio packets copied as they are (re-encoded
 to AAC only where the output container cannot hold the codec), and the rotation (display matrix), sample aspect
-ratio and colour tags kept (BT.709 for untagged HD). Without PyAV, OpenCV's VideoCapture/VideoWriter do it
+ratio and colour tags kept (BT.709 for untagged HD). With --backend opencv, OpenCV's VideoCapture/VideoWriter do it
 (mp4v, no audio, a float frame rate), with a warning.
 
 The output is written to a hidden temp file beside the target and renamed into place only when complete, so
@@ -23,7 +23,7 @@ One module per part:
     backends.py   pick_backend, open_reader/open_writer, check_input
     pyav_io.py    PyAVReader (with its timestamp repair) and PyAVWriter (H.264, colour tags)
     audio.py      AudioCopy: the source's sound into the output
-    opencv_io.py  the OpenCV fallback
+    opencv_io.py  the OpenCV backend (--backend opencv)
 """
 from .backends import check_input, open_reader, pick_backend
 from .config import (BACKENDS, OUTPUT_EXTENSIONS, X264_PRESETS, VideoConfig, VideoError, VideoInfo, VideoResult,

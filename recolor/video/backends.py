@@ -1,5 +1,5 @@
-"""The two I/O backends behind one choice: PyAV (H.264, sound, exact timing) unless asked otherwise or missing,
-then OpenCV. Opening a reader is also how a source is checked before a model loads."""
+"""The two I/O backends behind one choice: PyAV (H.264, sound, exact timing) unless OpenCV is asked for.
+Opening a reader is also how a source is checked before a model loads."""
 from __future__ import annotations
 
 import logging
@@ -14,18 +14,10 @@ log = logging.getLogger("recolor")
 
 
 def pick_backend(name: str, quiet: bool = False) -> str:
-    """pyav unless asked otherwise; no PyAV -> opencv, with the warning a user needs to see."""
-    chosen, why = name, "OpenCV backend: the output has no audio, mp4v video and a rounded frame rate."
-    if name == "pyav":
-        try:
-            import av  # noqa: F401
-            return "pyav"
-        except ImportError:
-            chosen, why = "opencv", ("PyAV is not installed, so OpenCV writes the video: mp4v instead of H.264, "
-                                     "NO AUDIO, and a rounded frame rate. `pip install av` fixes all three.")
-    if not quiet:
-        log.warning(why)
-    return chosen
+    """The backend asked for; opencv comes with the warning a user needs to see."""
+    if name == "opencv" and not quiet:
+        log.warning("OpenCV backend: the output has no audio, mp4v video and a rounded frame rate.")
+    return name
 
 
 def open_reader(path: Path, backend: str, start: float = 0.0, duration: float | None = None):

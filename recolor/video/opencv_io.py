@@ -1,4 +1,4 @@
-"""The fallback when PyAV is missing: OpenCV's VideoCapture/VideoWriter (mp4v video, no audio, no rotation, a
+"""--backend opencv: OpenCV's VideoCapture/VideoWriter (mp4v video, no audio, no rotation, a
 frame rate rounded to a float). `backends.pick_backend` warns whoever gets it."""
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """The three-thread pipeline: decode, colorize and encode run at once, joined by bounded queues.
 
-    decode thread:  frames -> full-res L                              ┐ bounded queues, so memory does not
+    decode thread:  frames -> full-res L, render-size L, scene cut?  ┐ bounded queues, so memory does not
     main thread:    batch of L -> Colorizer.chroma -> a/b             │ grow with the video's length and no
     encode thread:  smooth a/b -> merge with the source L -> encode   ┘ frame ever touches the disk
+
+Scene cuts are found once per frame, in the decode thread, for the smoother and the hint tracker alike.
 
 The network runs on the calling thread (CUDA and the progress callback live there); a failure in any stage sets
 one stop event that every stage checks at least once per frame, and is re-raised on the calling thread.
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import queue
 import threading
 import time
@@ -27,7 +28,7 @@ from ..atomic import temp_path
 from .backends import open_reader, open_writer, pick_backend
 from .config import VideoConfig, VideoError, VideoResult, check_paths, default_output, first_line, publish_video
 from .hinting import HintTracker
-from .temporal import TemporalSmoother
+from .temporal import CutDetector, TemporalSmoother
 
 _DONE = object()  # end-of-stream marker in the queues
 
@@ -35,6 +36,8 @@ _DONE = object()  # end-of-stream marker in the queues
 @dataclass
 class _Frame:
     l_full: np.ndarray  # (H, W) float32 in [0, 100]
+    l_small: np.ndarray  # (h, w): resized to the render size
+    cut: bool  # a new shot starts here (temporal.CutDetector)
     pts: int  # in the source time base (OpenCV: the frame index)
     duration: int
     ab: np.ndarray | None = None  # (h, w, 2) at render size, once predicted
@@ -56,7 +59,8 @@ def colorize_video(colorizer, source: str | Path, output: str | Path | None = No
     t0 = time.perf_counter()
     try:
         pipeline = Pipeline(colorizer, reader, config, backend, tmp, output, progress)
-        with _leave_a_core(colorizer):
+        # stand-ins for the engine (tests) may offer `chroma` alone
+        with getattr(colorizer, "share_cores", contextlib.nullcontext)():
             frames = pipeline.run()
         if frames == 0:
             where = f" after --start {config.start:g} s" if config.start else ""
@@ -67,26 +71,6 @@ def colorize_video(colorizer, source: str | Path, output: str | Path | None = No
         tmp.unlink(missing_ok=True)
     return VideoResult(output, frames, time.perf_counter() - t0, pipeline.smoother.scene_cuts, reader.skipped,
                        pipeline.audio, backend)
-
-
-@contextlib.contextmanager
-def _leave_a_core(colorizer):
-    """On CPU, run the network on all cores but one while the pipeline runs.
-
-    OpenMP's spinning barriers collapse when another busy thread (decode/encode) takes one of their cores:
-    measured on 2 cores, 2 torch threads beside the pipeline ran 2 fps, 1 thread 38 fps."""
-    device = getattr(colorizer, "device", None)
-    cores = os.cpu_count() or 1
-    if getattr(device, "type", None) != "cpu" or cores < 2:
-        yield
-        return
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(min(before, cores - 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class Pipeline:
@@ -131,11 +115,14 @@ class Pipeline:
         return self.written
 
     def _decode(self, frames) -> None:
-        """Decode thread: (RGB, pts, duration, rotation) -> full-res L, in order."""
+        """Decode thread: (RGB, pts, duration, rotation) -> full-res and render-size L and cuts, in order."""
+        cuts = CutDetector()
         for rgb, pts, dur, _ in frames:
             if self.stop.is_set():
                 return
-            _put(self.decoded, _Frame(color.luminance(rgb), pts, dur), self.stop)
+            l_full = color.luminance(rgb)
+            l_small = color.resize_l(l_full, color.render_size(*l_full.shape[:2], self.config.render_factor))
+            _put(self.decoded, _Frame(l_full, l_small, cuts(l_small), pts, dur), self.stop)
         _put(self.decoded, _DONE, self.stop)
 
     def _infer(self) -> None:
@@ -162,7 +149,7 @@ class Pipeline:
         """One network call: sets each frame's a/b at render size (with the hints that hold on each frame)."""
         hints = None
         if self.tracker is not None:
-            hints = [self.tracker(f.l_full, self.reader.seconds(f.pts)) for f in batch]
+            hints = [self.tracker(f.l_full, self.reader.seconds(f.pts), f.cut) for f in batch]
         ab = self.colorizer.chroma([f.l_full for f in batch], self.config.render_factor, self.config.batch_size,
                                    hints)
         for item, item_ab in zip(batch, ab):
@@ -188,8 +175,10 @@ class Pipeline:
 
     def _merge(self, item: _Frame) -> np.ndarray:
         """Smoothed a/b (at render size, where the flow is cheap) on the source's full-res L -> RGB (H, W, 3)."""
-        l_small = color.resize_l(item.l_full, item.ab.shape[:2])
-        ab = self.smoother(l_small, item.ab)
+        l_small = item.l_small
+        if l_small.shape != item.ab.shape[:2]:  # a/b of an out-of-memory retry, at a lower render factor
+            l_small = color.resize_l(item.l_full, item.ab.shape[:2])
+        ab = self.smoother(l_small, item.ab, item.cut)
         return color.merge_l_ab(item.l_full, ab)
 
 
@@ -243,12 +232,8 @@ def _join(stages: list[_Stage]) -> None:
 @contextlib.contextmanager
 def _write_errors(output: Path):
     """An encoder or muxer failure (a full disk, an option FFmpeg refuses) -> one line that names the output."""
-    try:
-        import av
-        errors = (av.error.FFmpegError, OSError)
-    except ImportError:  # the OpenCV backend
-        errors = (OSError,)
+    import av
     try:
         yield
-    except errors as e:
+    except (av.error.FFmpegError, OSError) as e:
         raise VideoError(f"{output}: cannot write the video ({first_line(e)})") from None
