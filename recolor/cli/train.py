@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from .app import app, console, fail
+from .app import app, console, fail, require_extra
 from .options import DeviceOpt, batch_size_option
 
 
@@ -22,8 +22,9 @@ def train_command(
         "--pretrain-steps, --critic-steps, --gan-steps and --amp/--no-amp change the run (so do critic_lr, gan_lr "
         "and log/val/save_every in --config); any other setting that differs from the run's is refused."))] = False,
     stage: Annotated[Optional[str], typer.Option("--stage", help="pretrain, critic, gan or all.")] = None,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="Architecture (recolor-small, ...) or a .safetensors to fine-tune.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help=(
+        "A registered architecture or a .safetensors to fine-tune (default: the shipped model's kind, "
+        "configs/recolor-small-pretrain.json)."))] = None,
     val: Annotated[Optional[Path], typer.Option(
         "--val", help="Validation photos (default: a fixed hold-out of --data).")] = None,
     pretrain_steps: Annotated[Optional[int], typer.Option("--pretrain-steps", min=0)] = None,
@@ -42,33 +43,34 @@ def train_command(
     pretrained: Annotated[Optional[bool], typer.Option(
         "--pretrained/--no-pretrained", help="ImageNet weights for encoder and perceptual net.")] = None,
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16/fp16 autocast.")] = None,
-    hints: Annotated[Optional[bool], typer.Option("--hints/--no-hints", help=(
-        "Colour-hint inputs, trained with hints drawn from each photo's own colours (default: on; fine-tuning a "
-        "model without them adds them)."))] = None,
     classes: Annotated[Optional[bool], typer.Option("--classes/--no-classes", help=(
-        "Predict colour as a distribution over a/b bins (Zhang et al. 2016) instead of regressing it; fine-tuning "
-        "a regression model converts it. Set its losses to the class loss alone with --config."))] = None,
+        "Predict colour as a distribution over a/b bins (Zhang et al. 2016; the default, as the shipped model) or "
+        "regress it; fine-tuning a regression model with --classes converts it."))] = None,
     seed: Annotated[Optional[int], typer.Option("--seed")] = None,
     device: DeviceOpt = "auto",
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Data-loader processes (-1: half the cores).")] = -1,
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: all cores).")] = 0,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", "-j", help="Data-loader processes (-1, the default: half the cores).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads (0, the default: all cores).")] = None,
     config: Annotated[Optional[Path], typer.Option(
-        "--config", help="Start from the settings in this JSON (e.g. a run's config.json).")] = None,
+        "--config", help="Start from the settings in this JSON (configs/*.json, a run's config.json); options given "
+        "here override it.")] = None,
 ) -> None:
     """Train a colorizer on your photos (pretrain → critic → GAN); resumable, DDP under torchrun."""
+    require_extra("train", "torch", "torchvision")
     from ..training import TrainConfig, TrainingError, read_config_file, train
     from .report import RichReporter
     options = {"data": data and str(data), "stage": stage, "model": model, "val": val and str(val), "seed": seed,
                "pretrain_steps": pretrain_steps, "critic_steps": critic_steps, "gan_steps": gan_steps,
                "batch_size": batch_size, "lr": lr, "zoom": zoom, "colour_weight": colour_weight,
-               "perceptual": perceptual, "pretrained": pretrained, "amp": amp, "hints": hints,
-               "colour_classes": classes, "source_weights": source_weight and parse_weights(source_weight)}
+               "perceptual": perceptual, "pretrained": pretrained, "amp": amp,
+               "colour_classes": classes, "source_weights": source_weight and parse_weights(source_weight),
+               "workers": workers, "threads": threads}
     given = {k: v for k, v in options.items() if v is not None}
     try:
         base = read_config_file(config) if config else {}
     except TrainingError as e:
         fail(str(e))
-    settings = {**base, **given, "out": str(out), "device": device, "workers": workers, "threads": threads}
+    settings = {**base, **given, "out": str(out), "device": device}
     if not settings.get("data") and not resume:
         fail("--data is required (except with --resume)")
     try:  # on resume, what was given (options and --config) is what may change the run: see train.resume_config

@@ -32,7 +32,7 @@ def resume_config(cfg: TrainConfig, given: Iterable[str] | None = None) -> tuple
     path = Path(cfg.out) / "last.ckpt"
     if not path.exists():
         raise TrainingError(f"--resume: no checkpoint at {path}")
-    stored = TrainConfig.from_dict({"hints": False, **load_checkpoint(path)["config"]})  # runs from before hints
+    stored = TrainConfig.from_dict(load_checkpoint(path)["config"])
     defaults = TrainConfig(data="", out="")
     names = [f.name for f in dataclasses.fields(cfg) if f.name not in RUNTIME]
     if given is None:

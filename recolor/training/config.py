@@ -1,5 +1,9 @@
 """What a training run is told: `TrainConfig` (every setting, stored with the run), the stage names, which
-settings a resume may change, and the one error type a run that cannot start or go on raises."""
+settings a resume may change, and the one error type a run that cannot start or go on raises.
+
+The defaults are the shipped model's recipe, first phase (configs/recolor-small-pretrain.json; a test holds
+them equal): EfficientNet-Lite2 from ImageNet, colour classes, the class loss plus 5 × the pixel loss on the
+decoded colour, 160 px crops. configs/ holds the recipe's files; `recolor train --config` reads them."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,12 +16,19 @@ from ..model import ModelConfig
 from .data import DEFAULT_ZOOM
 
 STAGES = ("pretrain", "critic", "gan")
-RETIRED = {"val_size"}  # settings older runs stored that no longer do anything; a resume skips them
+# settings older runs (and the shipped model's recipe) stored that no longer do anything; a resume skips them.
+# hints, hint_free: the generator's hint input, trained with hints drawn from each photo (gone: hints are held by
+# propagation alone, for every model)
+RETIRED = {"val_size", "hints", "hint_free"}
+RETIRED_MODEL = {"hints": None, "chroma_gain": 1.0}  # ... and model settings: always (None), or at that value
 RUNTIME = ("out", "device", "workers", "threads")  # where a run executes: a resume takes these from the caller
 # what a resume may change: it leaves the data, the networks, the losses and the finished steps as they were
 RESUMABLE = {"lr", "critic_lr", "gan_lr", "pretrain_steps", "critic_steps", "gan_steps", "amp", "log_every",
              "val_every", "save_every"}
 SAMPLE_OFFSET = {"pretrain": 0, "critic": 1 << 40, "gan": 2 << 40}  # each stage draws its own crops
+# the run's settings that are also its generator's: a `"model": {...}` block and the top level must agree
+MODEL_FLAGS = ("colour_classes",)
+RECIPE_MODEL = ModelConfig(encoder="efficientnet_lite2", colour_classes=True)  # the shipped kind, undecoded
 
 
 @dataclass(frozen=True)
@@ -26,38 +37,39 @@ class TrainConfig:
     data: str
     out: str
     val: str | None = None  # folder of val photos; None: a fixed hold-out of `data`
-    model: str | ModelConfig = "recolor-small"  # registered name, a .safetensors to fine-tune, or a config
-    stage: str = "all"  # pretrain | critic | gan | all
+    model: str | ModelConfig = RECIPE_MODEL  # registered name, a .safetensors to fine-tune, or a config
+    stage: str = "pretrain"  # pretrain | critic | gan | all (the shipped model had no adversarial phase)
     seed: int = 0
     device: str = "auto"
     workers: int = -1  # data-loader processes; -1: half the CPU cores, at most 8
     threads: int = 0  # CPU threads for torch; 0: all cores (split between processes under torchrun)
     amp: bool = True  # bf16 autocast on CPU (1.7× faster), bf16/fp16 on CUDA
     pretrained: bool = True  # ImageNet weights for the encoder and the perceptual network
-    perceptual: str = "mobilenet_v2"  # mobilenet_v2 | vgg16_bn | none
+    perceptual: str = "none"  # mobilenet_v2 | vgg16_bn | none
     batch_size: int = 16  # per process; the global batch is batch_size × world size
     noise: float = 2.0  # max σ of Gaussian noise on the input L (L units); steadies video
     fade: float = 0.0  # share of crops whose input L is softened and faded like an old print (data.faded)
     zoom: float = DEFAULT_ZOOM  # crops come from the photo scaled to a shorter side in [size, zoom·size]
     source_weights: dict[str, float] = field(default_factory=dict)  # draw weight per file-name prefix; others 1
     ema: float = 0.999  # weight averaging; 0 turns it off
-    hints: bool = True  # the generator takes colour hints, drawn from each photo's own colours (hints.py)
-    hint_free: float = 0.5  # share of photos drawn with no hints at all, so automatic colour does not suffer
-    colour_classes: bool = False  # classify a/b (ab_classes.py); a regression model to fine-tune is converted
+    # classify a/b (ab_classes.py). None: as the model is (the recipe's does); set, it sets a registered
+    # architecture's, converts a regression model to fine-tune (True), fills a model block's gap, or must
+    # agree with a block that states it (MODEL_FLAGS)
+    colour_classes: bool | None = None
     class_weight: float = 1.0  # the rebalanced cross-entropy of a colour_classes model
     rebalance: float = 0.5  # class rebalancing's mix with the uniform (Zhang et al.'s λ; 1: no rebalancing)
     # stage 1: generator pretraining
     pretrain_steps: int = 3000
-    sizes: tuple[int, ...] = (128, 192, 256)  # progressive crop sizes ...
-    size_fractions: tuple[float, ...] = (0.6, 0.25, 0.15)  # ... and the share of pretrain steps at each
-    freeze_fraction: float = 0.15  # share of pretrain steps with the pretrained encoder frozen
-    lr: float = 1e-3
+    sizes: tuple[int, ...] = (160,)  # crop sizes, progressive ...
+    size_fractions: tuple[float, ...] = (1.0,)  # ... and the share of pretrain steps at each
+    freeze_fraction: float = 0.1  # share of pretrain steps with the pretrained encoder frozen
+    lr: float = 5e-4
     encoder_lr_mult: float = 0.3  # pretrained features move slower than the fresh decoder
     weight_decay: float = 1e-2
     warmup: int = 100
-    pixel_weight: float = 1.0
-    feature_weight: float = 0.1  # its gradient is then ~4× the pixel loss's, as in DeOldify
-    colour_weight: float = 0.5  # match each prediction's colourfulness to its ground truth's (losses.py)
+    pixel_weight: float = 5.0  # on the decoded colour of a colour_classes model
+    feature_weight: float = 0.0  # perceptual loss; 0.1 with pixel_weight 1 makes its gradient ~4× the pixel's
+    colour_weight: float = 0.0  # match each prediction's colourfulness to its ground truth's (losses.py)
     # stages 2 and 3: critic and adversarial training
     gan_size: int = 192
     critic_width: int = 64
@@ -70,10 +82,16 @@ class TrainConfig:
     val_fraction: float = 0.05
     val_max: int = 64  # val photos scored at each validation
     val_render_factor: int = PHOTO_RENDER_FACTOR  # whole photos through the engine, as `recolor eval`
-    val_every: int = 250
+    val_every: int = 300
     samples: int = 6  # val photos in each sample sheet
-    save_every: int = 100
-    log_every: int = 10
+    save_every: int = 50
+    log_every: int = 25
+
+    def __post_init__(self):
+        if isinstance(self.model, ModelConfig):  # the run's flags are its model's
+            given = {k: getattr(self, k) for k in MODEL_FLAGS if getattr(self, k) is not None}
+            for key, value in agree_with_model(self.model.to_dict(), given).items():
+                object.__setattr__(self, key, value)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -91,7 +109,12 @@ class TrainConfig:
             if key in d:
                 d[key] = tuple(d[key])
         if isinstance(d.get("model"), dict):
-            d["model"] = ModelConfig.from_dict(d["model"])
+            block = {k: v for k, v in d["model"].items()
+                     if k not in RETIRED_MODEL or RETIRED_MODEL[k] not in (None, v)}
+            given = {k: d[k] for k in MODEL_FLAGS if d.get(k) is not None}
+            block = {**given, **block}  # a gap in the block: the run's setting
+            agree_with_model(block, given)
+            d["model"] = ModelConfig.from_dict(block)
         return cls(**d)
 
     def check(self) -> "TrainConfig":
@@ -110,6 +133,16 @@ class TrainConfig:
         return self
 
 
+def agree_with_model(block: dict, given: dict) -> dict:
+    """The model block's MODEL_FLAGS, checked against those the run states (`given`): a conflict is an error,
+    never settled silently (a block's colour_classes was once overwritten by the run's default)."""
+    for key, value in given.items():
+        if key in block and block[key] != value:
+            raise ValueError(f"model.{key} is {json.dumps(block[key])} but {key} is {json.dumps(value)}: "
+                             f"they describe one generator, so set it in one place")
+    return {k: block[k] for k in MODEL_FLAGS if k in block}
+
+
 class TrainingError(RuntimeError):
     """A run that cannot start or cannot go on (bad folder, diverged loss); the message says what to do."""
 
@@ -121,6 +154,10 @@ def mistyped(d: dict) -> list[str]:
     for f in dataclasses.fields(TrainConfig):
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         default = "" if default is dataclasses.MISSING else default  # data and out: strings
+        if default is None:  # optional: None, or a value of the annotation's first type
+            if d.get(f.name) is None:
+                continue
+            default = {"bool": False, "str": ""}.get(str(f.type).split(" | ")[0])
         if f.name not in d or f.name == "model" or type(default) not in kinds:  # model: a name or a config
             continue
         value = d[f.name]

@@ -44,39 +44,38 @@ class RunState:
 def build_generator(cfg: TrainConfig) -> Generator:
     """A registered name or config (ImageNet encoder if cfg.pretrained), or a weights file to fine-tune."""
     if isinstance(cfg.model, ModelConfig) or cfg.model in MODELS:
+        # a config is taken as it is (TrainConfig holds its colour_classes equal to the run's); a registered
+        # architecture takes the run's, if set
         config = cfg.model if isinstance(cfg.model, ModelConfig) else MODELS[cfg.model]
+        if cfg.colour_classes is not None:
+            config = dataclasses.replace(config, colour_classes=cfg.colour_classes)
         try:
-            model = create_model(dataclasses.replace(config, hints=cfg.hints, colour_classes=cfg.colour_classes),
-                                 pretrained_encoder=cfg.pretrained)
+            model = create_model(config, pretrained_encoder=cfg.pretrained)
         except PretrainedWeightsError as e:
             raise TrainingError(str(e)) from None
     elif str(cfg.model).endswith(".safetensors"):
-        model = fine_tune_start(Path(cfg.model), cfg.hints, cfg.colour_classes)
+        model = fine_tune_start(Path(cfg.model), colour_classes=bool(cfg.colour_classes))
     else:
         raise TrainingError(f"unknown model {cfg.model!r}: use {', '.join(MODELS)} or a .safetensors file to fine-tune")
     return apply_spectral_norm(model) if model.config.spectral_norm else model
 
 
-def fine_tune_start(path: Path, hints: bool = False, colour_classes: bool = False) -> Generator:
+def fine_tune_start(path: Path, colour_classes: bool = False) -> Generator:
     """The generator in a weights file, to fine-tune; a missing, foreign or mismatched file is a TrainingError.
-    hints: give a model without hint inputs its (zero, so output-preserving) hint branch. colour_classes: make
-    a regression model a classifier; it keeps the encoder and the decoder to stride 4, its new class head (and
-    hint branch, which moves to stride 4) start fresh."""
+    colour_classes: make a regression model a classifier; it keeps the encoder and the decoder to stride 4, its
+    new class head starts fresh."""
     if not path.is_file():
         raise TrainingError(f"--model {path}: no such file")
     try:
         config, state, _ = read_weights(path)
         converting = colour_classes and not config.colour_classes
-        model = create_model(dataclasses.replace(config, hints=config.hints or hints,
-                                                 colour_classes=config.colour_classes or colour_classes))
+        model = create_model(dataclasses.replace(config, colour_classes=config.colour_classes or colour_classes))
     except (WeightsError, ValueError) as e:  # not a recolor weights file, or a config no model fits
         raise TrainingError(f"--model {path}: {str(e).removeprefix(f'{path}: ')}") from None
     if converting:  # the regression head's tensors go; the new modules keep their initial values
         own = model.state_dict()
-        state = {**{k: v for k, v in own.items() if k.startswith(("classes.", "hints."))},
-                 **{k: v for k, v in state.items() if k in own and not k.startswith("hints.")}}
-    elif model.hints is not None and not config.hints:
-        state = {**state, **{f"hints.{k}": v for k, v in model.hints.state_dict().items()}}
+        state = {**{k: v for k, v in own.items() if k.startswith("classes.")},
+                 **{k: v for k, v in state.items() if k in own}}
     try:
         model.load_state_dict(state)
     except RuntimeError as e:  # tensors of other shapes or names than its own config's
@@ -92,8 +91,7 @@ def new_state(cfg: TrainConfig, device: torch.device) -> RunState:
     return RunState(generator, ema, critic)
 
 
-HINT_LR_MULT = 10.0  # the hint branch's learning rate as a multiple of the decoder's: measured, see weights/README
-CLASS_HEAD_LR_MULT = 5.0  # a class head's (--classes), fresh on a trained decoder as the hint branch was: not tuned
+CLASS_HEAD_LR_MULT = 5.0  # a class head's (--classes) rate as a multiple of the decoder's: it may start fresh; not tuned
 
 
 def make_optimizers(state: RunState, cfg: TrainConfig, stage: str) -> None:
@@ -101,15 +99,12 @@ def make_optimizers(state: RunState, cfg: TrainConfig, stage: str) -> None:
     g = state.generator
     if stage == "pretrain":
         enc = list(g.encoder.parameters())
-        hint = list(g.hints.parameters()) if g.hints is not None else []
         head = list(g.classes.parameters()) if g.config.colour_classes else []
-        ids = {id(p) for p in enc + hint + head}
+        ids = {id(p) for p in enc + head}
         rest = [p for p in g.parameters() if id(p) not in ids]
         mult = cfg.encoder_lr_mult if cfg.pretrained else 1.0
         groups = [{"params": rest, "lr_mult": 1.0}, {"params": enc, "lr_mult": mult}]
-        if hint:  # a fresh, zero-started branch beside trained weights has further to go (and no group when
-            groups.append({"params": hint, "lr_mult": HINT_LR_MULT})  # absent: old checkpoints keep two)
-        if head:  # likewise a class head on a trained decoder
+        if head:  # a class head, fresh on a trained decoder, has further to go (no group when absent)
             groups.append({"params": head, "lr_mult": CLASS_HEAD_LR_MULT})
         state.g_opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:

@@ -7,8 +7,7 @@
 - `gan`: one two time-scale update (Heusel et al. 2017): the critic on this batch's fakes, then the generator
   on reconstruction + λ·adversarial against the updated critic.
 
-A generator with hint inputs gets hints drawn from each batch's own colours (`Step.hint_planes`), seeded so a
-resume draws the same. `STAGE_STEP` names the step each stage takes. Each step returns its losses as detached
+`STAGE_STEP` names the step each stage takes. Each step returns its losses as detached
 tensors (no GPU sync) and raises TrainingError, on every rank at once, when a loss stops being finite.
 """
 from __future__ import annotations
@@ -21,8 +20,7 @@ import torch
 from torch import nn
 
 from ..ab_classes import class_loss
-from ..hints import sample_hint_planes
-from .config import SAMPLE_OFFSET, STAGES, TrainConfig, TrainingError
+from .config import STAGES, TrainConfig, TrainingError
 from .distributed import Dist, all_finite
 from .losses import (FeatureLoss, colourfulness_loss, critic_hinge_loss, generator_hinge_loss, lab_to_rgb,
                      pixel_loss)
@@ -78,21 +76,11 @@ class Step:
             loss = loss + cfg.colour_weight * colour
         return loss
 
-    def hint_planes(self, ab: torch.Tensor) -> torch.Tensor | None:
-        """Hints drawn from this batch's true colours (hints.sample_hint_planes), seeded by (seed, stage, step,
-        rank) so a resume draws the same; None for a generator without hint inputs. Zero planes for hint-free
-        draws, never None, so DDP sees the hint branch used in every step."""
-        if self.state.generator.hints is None:
-            return None
-        seed = (self.cfg.seed * 1_000_003 + SAMPLE_OFFSET[self.state.stage] + self.state.step) * 64 + self.ctx.rank
-        generator = torch.Generator().manual_seed(seed % (1 << 63))
-        return sample_hint_planes(ab, generator, self.cfg.hint_free)
-
-    def generate(self, l_in: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def generate(self, l_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (a/b in fp32, the bin logits of a colour_classes generator or None)."""
         classes = self.state.generator.config.colour_classes
         with self.autocast():
-            out = self.g_net(l_in, self.hint_planes(ab), with_logits=classes)
+            out = self.g_net(l_in, with_logits=classes)
         fake, logits = out if classes else (out, None)
         return fake.float(), logits
 
@@ -107,7 +95,7 @@ class Step:
 
     def pretrain(self, l_in, l, ab) -> dict:
         logs: dict = {}
-        fake, logits = self.generate(l_in, ab)
+        fake, logits = self.generate(l_in)
         loss = self.reconstruction(l, ab, fake, logs) + self.class_term(logits, ab, logs)
         self.check(loss, "generator")
         self.backward(loss, self.state.g_opt)
@@ -117,7 +105,7 @@ class Step:
     def critic(self, l_in, l, ab) -> dict:
         """Critic pretraining: real vs the (fixed) generator's output."""
         with torch.no_grad(), self.autocast():
-            fake = self.state.generator.eval()(l_in, self.hint_planes(ab)).float()
+            fake = self.state.generator.eval()(l_in).float()
         loss = self.critic_update(l, ab, fake)
         return {"loss": loss, "critic": loss}
 
@@ -133,7 +121,7 @@ class Step:
     def gan(self, l_in, l, ab) -> dict:
         """One TTUR step: the critic on this batch's fakes, then the generator against the updated critic."""
         logs: dict = {}
-        fake, logits = self.generate(l_in, ab)
+        fake, logits = self.generate(l_in)
         logs["critic"] = self.critic_update(l, ab, fake)
         critic = self.state.critic.requires_grad_(False)  # the plain module: its grads are not wanted here
         with self.autocast():
