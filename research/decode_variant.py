@@ -1,5 +1,5 @@
-"""Write a copy of a colour-classes model with other decoding settings (temperature, chroma gain, confidence
-curve); the tensors are copied as they are, only the config in the safetensors metadata changes.
+"""Write a copy of a colour-classes model with other decoding settings (temperature, confidence curve); the
+tensors are copied as they are, only the config in the safetensors metadata changes.
 
     python research/decode_variant.py IN.safetensors OUT.safetensors --temperature 0.38 \
         --curve 0.1,0 0.3,1.6 0.45,1.0
@@ -18,7 +18,6 @@ def main() -> None:
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--temperature", type=float)
-    p.add_argument("--chroma-gain", type=float)
     p.add_argument("--curve", nargs="*", help="confidence,gain knots; none: no curve")
     a = p.parse_args()
     with safe_open(a.src, "numpy") as f:
@@ -27,8 +26,6 @@ def main() -> None:
     config = json.loads(meta["config"])
     if a.temperature is not None:
         config["temperature"] = a.temperature
-    if a.chroma_gain is not None:
-        config["chroma_gain"] = a.chroma_gain
     if a.curve is not None:
         config["confidence_gain"] = [[float(v) for v in knot.split(",")] for knot in a.curve] or None
     meta["config"] = json.dumps(config)

@@ -3,7 +3,7 @@
     python -m research.encoder_speed [--reps 10] [--encoders efficientnet_lite0 ...]
 
 The default-model issue allows a larger encoder at up to 1.3× today's network time at render factor 35. Each
-generator has the shipped architecture otherwise (colour classes, hint input), random weights (speed does not
+generator has the shipped architecture otherwise (colour classes; a hint input then), random weights (speed does not
 depend on them), fp32 in ONNX Runtime as the engine runs it on a CPU. Sizes: a square photo at rf 35 (576×576),
 a 1920×1080 photo at rf 35 (736×416) and a 640×480 film frame at rf 21 (384×288, batches of 4). Each encoder is
 timed against MobileNetV2 in alternation; medians of the per-pair ratios (above 1: slower).
@@ -31,7 +31,7 @@ BASE = "mobilenet_v2"
 
 def graph(encoder: str, folder: Path) -> OnnxModel:
     torch.manual_seed(0)
-    config = ModelConfig(encoder=encoder, colour_classes=True, hints=True)
+    config = ModelConfig(encoder=encoder, colour_classes=True)
     return OnnxModel(export(create_model(config).eval(), folder / f"{encoder}.onnx"))
 
 

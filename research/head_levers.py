@@ -6,7 +6,7 @@
   model.PixelShuffleUp; the old form is rebuilt here only to time it);
 - a 15-channel head, so the full-resolution res block has 16 channels (15 + L) instead of 17.
 
-Random weights (speed does not depend on them), the shipped architecture otherwise (hint input included),
+Random weights (speed does not depend on them), the shipped architecture otherwise (then with a hint input),
 fp32, all cores, spinning off as the engine runs it. Sizes: a 640×480 film frame at rf 21 (384×288, batches
 of 4) and a 1920×1080 photo at rf 35 (736×416). Each variant is timed against the old graph in alternation;
 medians of the per-pair ratios.
@@ -53,7 +53,7 @@ def graphs(folder: Path) -> dict[str, OnnxModel]:
     torch.manual_seed(0)
     out = {}
     for head in (16, 15):
-        model = create_model(replace(ModelConfig(), head_channels=head, hints=True)).eval()
+        model = create_model(replace(ModelConfig(), head_channels=head)).eval()
         with old_upsampling():
             out[f"head {head}, Conv + DepthToSpace"] = OnnxModel(export(model, folder / f"old{head}.onnx"))
         out[f"head {head}, ConvTranspose"] = OnnxModel(export(model, folder / f"new{head}.onnx"))
