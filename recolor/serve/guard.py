@@ -89,6 +89,8 @@ class Guard:
                          f"--allow-origin {origin[:80]} to allow that site")
         if self.token is None or not scope["path"].startswith("/api/"):
             return None
+        if origin is not None and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            return None  # an allowed site's preflight, which cannot carry the token (CORS answers it)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         given = headers.get(TOKEN_HEADER) or (query.get("token") or [""])[0]
         if not secrets.compare_digest(given.encode(), self.token.encode()):
