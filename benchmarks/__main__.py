@@ -111,6 +111,8 @@ def main() -> None:
     table = markdown(results)
     (RESULTS / f"{stem}.md").write_text(table + "\n")
     print(table)
+    if not a.quick:
+        print(f"\nto publish it in RESULTS.md: python -m benchmarks.publish --speed {RESULTS / 'speed.json'}")
 
 
 if __name__ == "__main__":

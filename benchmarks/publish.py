@@ -6,8 +6,8 @@
 
 measured.json holds one section per measurement: when, where, the command that made it, and rows of
 (measure, result, target). `--speed` and `--eval` replace a section with a fresh run's output; the other
-benchmarks print Markdown rows that go into their section. README.md and weights/README.md point here
-instead of restating numbers, so a number changes in one place.
+benchmarks print their tables, whose rows are copied into their section by hand. README.md and
+weights/README.md point here instead of restating numbers, so a number changes in one place.
 """
 from __future__ import annotations
 

@@ -22,6 +22,13 @@ def test_speed_suite_times_a_tiny_plan(colorizer):
     plan = speed.Plan({"64x48": (48, 64)}, (7,), recolor_reps=1)
     rows = speed.image_latency({"recolor": colorizer}, plan, log=lambda msg: None)
     assert [(r["input"], r["rf"]) for r in rows] == [("64x48", 7)] and rows[0]["recolor"] > 0
+    from benchmarks.publish import speed_rows  # a run of the suite, as `python -m benchmarks` writes it
+    run = {"latency": rows, "folder": {"photos": 2, "rf": 7, "batch_size": 4, "photos_per_s": 9.0},
+           "rss": {"input": "320x240", "rf": 7, "peak_rss_mb": 300.0}, "help": {"best_s": 0.1},
+           "photo_process": {"input": "320x240", "reps": 3, "auto_s": 0.5, "torch_s": 2.0}}
+    published = speed_rows(run)
+    assert published[0][0].startswith("one 64x48 photo, rf 7") and "skipped" in published[0][1]  # no references
+    assert [r[1] for r in published[1:]] == ["9.00 photos/s", "300 MB", "0.50 s (`--runtime torch`: 2.00 s)", "0.10 s"]
 
 
 def test_the_sepia_measure_tells_warm_from_gray_and_blue():
