@@ -146,13 +146,15 @@ def test_other_sites_pages_are_refused_but_the_page_and_scripts_are_not(client_o
 
 def test_an_allowed_origin_may_use_the_api(serve, small_gray):
     site = "http://localhost:3000"
-    client = serve(allow_origins=("HTTP://localhost:3000/",))
-    response = post_photo_with(client, png(small_gray), {"Origin": site})
+    client = serve(allow_origins=("HTTP://localhost:3000/",), token="t")
+    response = post_photo_with(client, png(small_gray), {"Origin": site, "X-Recolor-Token": "t"})
     assert response.status_code == 200 and response.headers["access-control-allow-origin"] == site
     preflight = client.options("/api/jobs", headers={"Origin": site, "Access-Control-Request-Method": "POST",
                                                      "Access-Control-Request-Headers": "x-recolor-token"})
     assert preflight.status_code == 200 and "POST" in preflight.headers["access-control-allow-methods"]
-    assert_error(client.get("/api/health", headers={"Origin": "http://localhost:3001"}), 403)
+    assert_error(client.get("/api/health", headers={"Origin": "http://localhost:3001", "X-Recolor-Token": "t"}),
+                 403)
+    assert_error(client.get("/api/health", headers={"Origin": site}), 401, "token")  # the token still counts
 
 
 def test_a_foreign_host_name_is_refused(serve):
@@ -207,3 +209,36 @@ def test_recolor_video_refuses_a_start_of_nan_in_one_line(tmp_path):
                              "0.5"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "cannot read time 'nan'" in result.stderr and not (tmp_path / "clip_color.mp4").exists()
+
+
+# ----------------------------------------------------------------------------------------------- memory
+class Freeing:
+    """A colorizer whose runner counts free_memory() calls (and frees, as the real one does)."""
+
+    def __init__(self, real):
+        self.real, self.freed = real, 0
+        runner = real.runner
+
+        class Runner:
+            def __getattr__(_, name):
+                return getattr(runner, name)
+
+            def free_memory(_):
+                self.freed += 1
+                runner.free_memory()
+        self.runner = Runner()
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_memory_is_handed_back_after_each_film_and_each_burst_of_photos(serve, default_colorizer, film,
+                                                                         small_gray):
+    colorizer = Freeing(default_colorizer)
+    client = serve({"default": colorizer})
+    job_id = post_film(client, film, render_factor=8).json()["id"]
+    wait_until(lambda: server_of(client).jobs.get(job_id).state == "done")
+    wait_until(lambda: colorizer.freed == 1)  # ONNX Runtime's arena, after the film
+    before = post_photo(client, png(small_gray)).content
+    wait_until(lambda: colorizer.freed == 2)  # ... and after the last photo of a burst
+    assert post_photo(client, png(small_gray)).content == before  # the model works as before after a release

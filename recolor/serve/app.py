@@ -77,8 +77,9 @@ def create_app(colorizers: dict, config: ServeConfig = ServeConfig()) -> FastAPI
     """colorizers: model name -> a loaded Colorizer (the first is the default)."""
     if not colorizers:
         raise ValueError("create_app needs at least one model")
-    device = Device(config.queue)
-    server = Server(config, dict(colorizers), device, Jobs(colorizers, device.lock, config.film_queue))
+    device = Device(config.queue, colorizers.values())
+    server = Server(config, dict(colorizers), device, Jobs(colorizers, device.lock, config.film_queue,
+                                                           release_memory=device.release_memory))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

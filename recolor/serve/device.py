@@ -20,13 +20,14 @@ T = TypeVar("T")
 
 
 class Device:
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, colorizers=()):
         # One thread does every photo, one after another: big buffers are freed and reused in one malloc arena
         # (with a pool of threads the server kept ~50 MB more after 10 concurrent clients).
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="recolor-photos")
         self.lock = threading.Lock()  # held for each inference (a photo, or one batch of a film's frames)
         self.capacity = capacity  # photo requests with their upload in: waiting for the device or running
         self.active = 0  # only touched from the event loop's thread, so no lock is needed
+        self.colorizers = tuple(colorizers)  # whose memory is handed back when the device goes idle
 
     def refuse_if_full(self) -> None:
         if self.active >= self.capacity:
@@ -51,9 +52,18 @@ class Device:
 
     def _after_burst(self) -> None:
         try:
-            self.worker.submit(release_free_memory)  # on the photo thread: the event loop never waits for it
+            self.worker.submit(self.release_memory)  # on the photo thread: the event loop never waits for it
         except RuntimeError:  # shut down: the server is stopping
             pass
+
+    def release_memory(self) -> None:
+        """After the last photo of a burst and after each film: what the models keep for the largest batch so
+        far (ONNX Runtime's arena, torch's CUDA cache), then freed heap pages. Without it a server grew ~60 MB
+        a film and kept ~200 MB more than idle after the first (research/serve_checks.py)."""
+        with self.lock:
+            for colorizer in self.colorizers:
+                colorizer.runner.free_memory()
+        release_free_memory()
 
     def close(self) -> None:
         self.worker.shutdown(cancel_futures=True)
@@ -64,8 +74,8 @@ class Device:
 
 
 def release_free_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc's malloc_trim) whenever the last request is done: the server
-    then idles ~45 MB smaller (benchmarks/README.md). Elsewhere (macOS, musl, Windows) there is no such call."""
+    """Hand freed heap pages back to the OS (glibc's malloc_trim): the server then idles ~45 MB smaller
+    (benchmarks/README.md). Elsewhere (macOS, musl, Windows) there is no such call."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (AttributeError, OSError):

@@ -18,11 +18,11 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO
+from typing import AsyncIterator, BinaryIO, Callable
 
 from ..defaults import FILM_RENDER_FACTOR, OUTPUT_SUFFIX, RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
 from ..video import VideoConfig, VideoError, check_input, colorize_video, parse_time
-from .device import TakingTurns, release_free_memory
+from .device import TakingTurns
 from .errors import ApiError, Busy
 from .forms import form_int, form_text
 
@@ -132,9 +132,10 @@ class Changes:
 
 class Jobs:
     def __init__(self, colorizers: dict, lock: threading.Lock, capacity: int, keep_s: float = 3600.0,
-                 keep_max: int = 8):
+                 keep_max: int = 8, release_memory: Callable[[], None] = lambda: None):
         self.colorizers = colorizers
         self.lock = lock  # the device's
+        self.release_memory = release_memory  # after each film (device.Device.release_memory)
         self.capacity = capacity
         self.keep_s, self.keep_max = keep_s, keep_max
         self.jobs: dict[str, Job] = {}
@@ -275,7 +276,7 @@ class Jobs:
             self.changes.announce()
             self._run(job)
             self.prune()
-            release_free_memory()  # a film's buffers, freed in pieces: without this ~50 MB stayed per film
+            self.release_memory()
 
     def _run(self, job: Job) -> None:
         def progress(done: int, total: int) -> None:
