@@ -242,3 +242,19 @@ def test_memory_is_handed_back_after_each_film_and_each_burst_of_photos(serve, d
     before = post_photo(client, png(small_gray)).content
     wait_until(lambda: colorizer.freed == 2)  # ... and after the last photo of a burst
     assert post_photo(client, png(small_gray)).content == before  # the model works as before after a release
+
+
+def test_a_finished_film_leaves_no_reader_behind(client_of_local, film):
+    """A film's reader ends in a reference cycle (with FFmpeg's decoder threads and frames): the server collects
+    it after each film rather than whenever the collector happens by (here: never, it is switched off)."""
+    import gc
+    from recolor.video.pipeline import Pipeline
+    jobs = server_of(client_of_local).jobs
+    gc.collect()
+    gc.disable()
+    try:
+        job_id = post_film(client_of_local, film, render_factor=8).json()["id"]
+        wait_until(lambda: jobs.get(job_id).state == "done")
+        wait_until(lambda: not [o for o in gc.get_objects() if isinstance(o, Pipeline)])
+    finally:
+        gc.enable()
