@@ -255,6 +255,6 @@ def test_a_finished_film_leaves_no_reader_behind(client_of_local, film):
     try:
         job_id = post_film(client_of_local, film, render_factor=8).json()["id"]
         wait_until(lambda: jobs.get(job_id).state == "done")
-        wait_until(lambda: not [o for o in gc.get_objects() if isinstance(o, Pipeline)])
+        wait_until(lambda: Pipeline not in map(type, gc.get_objects()))
     finally:
         gc.enable()

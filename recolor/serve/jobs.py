@@ -22,6 +22,7 @@ from typing import AsyncIterator, BinaryIO, Callable
 
 from ..defaults import FILM_RENDER_FACTOR, OUTPUT_SUFFIX, RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
 from ..video import VideoConfig, VideoError, check_input, colorize_video, parse_time
+from .changes import Changes
 from .device import TakingTurns
 from .errors import ApiError, Busy
 from .forms import form_int, form_text
@@ -99,35 +100,6 @@ class Job:
         """An error's first line with the server's own paths replaced by the upload's name."""
         text = (str(e).strip().splitlines() or [type(e).__name__])[0]
         return in_page_words(text.replace(str(self.source), self.name).replace(str(self.output), self.download_name))
-
-
-class Changes:
-    """News that some job changed: announced from any thread, awaited by progress streams on the event loop."""
-
-    def __init__(self):
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.future: asyncio.Future | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop, self.future = loop, loop.create_future()
-
-    def announce(self) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self._wake)
-        except (AttributeError, RuntimeError):  # not started, or the loop has closed (shutting down)
-            pass
-
-    def _wake(self) -> None:
-        self.future.set_result(None)
-        self.future = self.loop.create_future()
-
-    async def wait(self, timeout: float) -> bool:
-        """True when something changed, False after `timeout` seconds without a change."""
-        try:
-            await asyncio.wait_for(asyncio.shield(self.future), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
 
 
 class Jobs:
