@@ -139,3 +139,25 @@ def test_a_film_finds_each_scene_cut_once_per_frame(tmp_path, monkeypatch):
     config = VideoConfig(**{**FAST, "smooth": 0.6}, hints=((0.0, (Hint(50.0, 30.0, RED),)),))
     result = colorize_video(RecordingColorizer(), clip, tmp_path / "out.mp4", config)
     assert result.frames == 12 and result.scene_cuts == 1 and len(calls) == 11
+
+
+def test_a_finished_film_frees_its_reader_without_a_garbage_collection(tmp_path, monkeypatch):
+    """A long-running server colours film after film: no reference cycle may keep a reader (FFmpeg's decoder
+    threads, its frames) alive until the collector happens by."""
+    import gc
+    import weakref
+
+    from test_video import FAST, ConstantColorizer, make_clip
+
+    from recolor.video import VideoConfig, colorize_video, pipeline
+    readers = []
+    real = pipeline.open_reader
+    monkeypatch.setattr(pipeline, "open_reader", lambda *a: readers.append(weakref.ref(reader := real(*a))) or reader)
+    clip = make_clip(tmp_path / "in.mp4", frames=8, audio=None)
+    gc.collect()
+    gc.disable()
+    try:
+        colorize_video(ConstantColorizer(), clip, tmp_path / "out.mp4", VideoConfig(**FAST))
+        assert len(readers) == 1 and readers[0]() is None
+    finally:
+        gc.enable()

@@ -196,6 +196,8 @@ class _Stage(threading.Thread):
         except BaseException as e:  # noqa: BLE001 - handed to the main thread, which decides
             self.error = e
             self.stop.set()  # unblocks the other stages' queue waits
+        finally:  # a bound method of the Pipeline that holds this stage: a reference cycle that kept the reader
+            self._target_fn = None  # (FFmpeg's decoder threads, frames) alive until a garbage collection
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> None:
