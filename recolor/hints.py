@@ -113,9 +113,11 @@ def read_hints_file(path: str | Path) -> tuple[list[Hint], Path | None]:
         raise HintError(f"{path}: cannot read ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise HintError(f"{path}: not valid JSON ({e})") from None
+    except (ValueError, RecursionError):  # a number of thousands of digits; [[[[...]]]] deeper than the stack
+        raise HintError(f"{path}: cannot read it (a number too long, or nested too deep)") from None
     try:
         hints, reference = parse_hints_json(data)
-    except HintError as e:
+    except (HintError, OverflowError) as e:  # OverflowError: an integer too large for a float
         raise HintError(f"{path}: {e}") from None
     return hints, (path.parent / reference if reference else None)
 
