@@ -1,7 +1,7 @@
 """Choose among models and decoding settings without rewarding gray (issue 29): read `recolor eval --json`
 files of one photo set and rank them by a score that counts colour as well as ΔE.
 
-    python research/select_models.py runs/eval/*.json
+    python research/select_models.py runs/eval/*.json [--only FOLDER]   (FOLDER: score only the photos named there)
 
 score = ΔE2000 + 5 × washed-out rate + 5 × max(0, 0.70 − colourfulness share) + 5 × people's washed-out rate
 
@@ -30,8 +30,8 @@ def washed(row: dict) -> float:
     return float(row["model_colourfulness"] < WASHED_OUT * row["truth_colourfulness"])
 
 
-def scores(report: dict) -> dict:
-    rows = report["images"]
+def scores(report: dict, only: set[str] | None = None) -> dict:
+    rows = [r for r in report["images"] if only is None or r["name"] in only]
     mean = lambda key, rs=rows: sum(r[key] for r in rs) / len(rs)
     by_source = defaultdict(list)
     for r in rows:
@@ -49,7 +49,11 @@ def scores(report: dict) -> dict:
 
 
 def main(paths: list[str]) -> None:
-    results = sorted(((scores(json.loads(Path(p).read_text())), Path(p).stem) for p in paths),
+    only = None
+    if "--only" in paths:
+        i = paths.index("--only")
+        only, paths = {f.name for f in Path(paths[i + 1]).iterdir()}, paths[:i] + paths[i + 2:]
+    results = sorted(((scores(json.loads(Path(p).read_text()), only), Path(p).stem) for p in paths),
                      key=lambda t: t[0]["score"])
     sources = list(results[0][0]["per_source"]) if results else []
     print("| model | score ↓ | ΔE2000 | colour share | washed out | people washed out | "
