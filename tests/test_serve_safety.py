@@ -195,6 +195,18 @@ def test_any_hints_text_gets_a_one_line_4xx(client_of_local, small_gray, hints, 
     assert_error(post_photo(client_of_local, png(small_gray), hints=hints), status, "hints", *words)
 
 
+@pytest.mark.parametrize("text", ['{"points": [{"x": ' + "9" * 5000 + ', "y": 1, "color": "red"}]}',
+                                  '{"points": [{"x": ' + "9" * 4000 + ', "y": 1, "color": "red"}]}',
+                                  '{"points": ' + "[" * 2000 + "]" * 2000 + "}"])
+def test_the_same_hints_in_a_file_are_a_one_line_error(tmp_path, text):
+    from recolor.hints import HintError, read_hints_file
+    path = tmp_path / "hints.json"
+    path.write_text(text)
+    with pytest.raises(HintError) as e:
+        read_hints_file(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("fields", [{"start": "inf"}, {"start": "1e400"}, {"start": "nan"}, {"duration": "nan"},
                                     {"duration": "inf"}, {"start": "1e308:0:0"}])
 def test_film_times_must_be_finite(client_of_local, film, fields):
