@@ -2,6 +2,14 @@
 
     python -m benchmarks.guided_colour --data ../shared/data/val_ood [--limit 60] [--model default]
     python -m benchmarks.guided_colour --curve --data ../shared/data/val_ood [--limit 100] [--model default]
+    python -m benchmarks.guided_colour --locality --data ../shared/data/val_ood [--limit 16]
+    python -m benchmarks.guided_colour --sheet photo.jpg examples/results/hint_sheet.jpg 300,200=#ff0000 --data .
+
+--locality: one saturated red hint at the centre of each of --limit photos spread evenly over the folder (all with
+--limit 0): the far-field change (mean |Δab| over pixels farther than half the short side) and the share of the
+way to the asked red (gamut-mapped at each pixel's L; also against the raw red) that the 9×9 patch moves,
+medians over photos (hints.locality, as `recolor eval --hints` reports it with its own choice of wrong colour).
+--sheet PHOTO OUT.jpg: gray | automatic | one wrong-colour hint, its region outlined | with the hint.
 
 --curve: the Zhang-style hint curve (0, 1, 5, 10 simulated hints: ΔE2000 and PSNR) of the network alone
 and with hint propagation (propagation.py), on the same photos and hints, as `recolor eval --hints` draws them.
@@ -58,15 +66,77 @@ def hint_curve(args) -> None:
         print(f"| {n} | {cells[0]} | {cells[1]} |")
 
 
+def locality_table(args) -> None:
+    from recolor.hints import Hint, color_ab, locality
+    paths = find_images(Path(args.data))
+    if args.limit:
+        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, args.limit).round().astype(int)]
+    colorizer = Colorizer.from_pretrained(args.model, "cpu")
+    red = color_ab("#ff0000")
+    rows = []
+    for path in paths:
+        try:
+            gray = desaturate(load_truth(path))
+        except ImageError:
+            continue
+        hint = Hint(float(gray.shape[1] // 2), float(gray.shape[0] // 2), red)
+        before, after = colorizer.colorize(gray, 35), colorizer.colorize(gray, 35, hints=[hint])
+        far, share = locality(before, after, hint)
+        rows.append((far, share, raw_share(before, after, hint)))
+        print(f"| {path.name} | {far:.2f} | {share:.2f} | {rows[-1][2]:.2f} |", flush=True)
+    far, share, raw = np.median(np.array(rows), axis=0)
+    print(f"{len(rows)} photos of {args.data}, model {args.model}, rf 35: one red hint at the centre, medians: "
+          f"far-field |Δab| {far:.2f}, 9×9 patch {share:.1%} of the way to the gamut-mapped red ({raw:.1%} to raw red)")
+
+
+def raw_share(before: np.ndarray, after: np.ndarray, hint, patch: int = 9) -> float:
+    """The share of the way to the asked a/b itself (no gamut mapping) that the patch at the hint moved."""
+    r, x, y = patch // 2, int(hint.x), int(hint.y)
+    start, end = (color.ab_of(im[y - r:y + r + 1, x - r:x + r + 1].astype(np.float32) / 255).reshape(-1, 2).mean(0)
+                  for im in (before, after))
+    way = np.float32(hint.ab) - start
+    return float(np.dot(end - start, way) / np.dot(way, way))
+
+
+def sheet(args) -> None:
+    """gray | automatic | the hint's region over the photo | with one wrong-colour hint, as a small JPEG."""
+    import cv2
+    from recolor.hints import parse_hint
+    from recolor.images import encode_image, read_image, to_rgb8
+    from recolor.propagation import region_overlay
+    photo, out, hint_text = args.sheet
+    gray = desaturate(to_rgb8(read_image(photo)))
+    hint = parse_hint(hint_text)
+    colorizer = Colorizer.from_pretrained(args.model, "cpu")
+    before, after = colorizer.colorize(gray, 35), colorizer.colorize(gray, 35, hints=[hint])
+    overlay = region_overlay(color.luminance(gray), [hint], 35)
+    overlay = cv2.resize(overlay, gray.shape[1::-1], interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    regions = (before * (1 - overlay[..., 3:]) + overlay[..., :3] * 255 * overlay[..., 3:]).astype(np.uint8)
+    panels = [gray, before, regions, after]
+    for panel in panels[2:]:
+        cv2.circle(panel, (int(hint.x), int(hint.y)), 6, (255, 255, 255), 2)
+    sheet_rgb = np.concatenate([np.pad(p, ((0, 0), (0, 6), (0, 0)), constant_values=255) for p in panels], axis=1)
+    scale = min(1.0, 1600 / sheet_rgb.shape[1])
+    sheet_rgb = cv2.resize(sheet_rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    Path(out).write_bytes(encode_image(sheet_rgb, ".jpg"))
+    print(f"{out}: gray | automatic | the hint's region | with {hint_text}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True)
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--model", default="default")
     parser.add_argument("--curve", action="store_true", help="the hint curve instead of the reference ways")
+    parser.add_argument("--locality", action="store_true", help="one red hint at the centre: how local it stays")
+    parser.add_argument("--sheet", nargs=3, metavar=("PHOTO", "OUT", "HINT"), help="a before/after sheet of a hint")
     args = parser.parse_args()
     if args.curve:
         return hint_curve(args)
+    if args.locality:
+        return locality_table(args)
+    if args.sheet:
+        return sheet(args)
     by_source: dict[str, list[Path]] = defaultdict(list)
     for path in find_images(Path(args.data)):
         by_source[source_of(path)].append(path)

@@ -63,6 +63,11 @@ class EvalResult:
             split.setdefault(group, {})[name] = value
         return {"count": len(rows), **split}
 
+    def locality(self) -> dict:
+        """Medians over photos of one wrong hint's far-field change and share of the way (hints.locality)."""
+        rows = [r for r in self.rows if "locality_far" in r]
+        return {k: float(np.median([r[f"locality_{k}"] for r in rows])) for k in ("far", "spot")} if rows else {}
+
     def per_source(self) -> dict[str, dict]:
         groups: dict[str, list[dict]] = defaultdict(list)
         for r in self.rows:
@@ -71,7 +76,8 @@ class EvalResult:
 
     def to_json(self, config: EvalConfig) -> dict:
         return {"data": config.data, "model": config.model, "render_factor": config.render_factor,
-                "psnr_cap_db": metrics.PSNR_CAP, "hints": list(config.hints), **self.summary(), "per_source": self.per_source(),
+                "psnr_cap_db": metrics.PSNR_CAP, "hints": list(config.hints), **self.summary(),
+                "locality_median": self.locality(), "per_source": self.per_source(),
                 "skipped": [{"file": f, "why": w} for f, w in self.skipped],
                 "images": [{k: min(v, metrics.PSNR_CAP) if "psnr" in k else v for k, v in r.items()} for r in self.rows]}
 
@@ -123,7 +129,7 @@ def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = PHOTO
         rows = [score_photo(path.name, source_of(path), truth, gray, pred[:, :, :3], baseline)
                 for (path, truth, gray), pred in zip(batch, preds)]
         if hint_counts:
-            score_with_hints(colorizer, batch, rows, hint_counts, render_factor, batch_size)
+            score_with_hints(colorizer, batch, rows, hint_counts, render_factor, batch_size, preds)
         result.rows += rows
         for (path, truth, gray), pred in zip(batch, preds):
             if len(result.samples) < samples:
@@ -149,9 +155,11 @@ def evaluate_photos(colorizer, paths: Iterable[Path], render_factor: int = PHOTO
 
 
 def score_with_hints(colorizer, batch: list[tuple[Path, np.ndarray, np.ndarray]], rows: list[dict],
-                     counts: Sequence[int], render_factor: int, batch_size: int) -> None:
+                     counts: Sequence[int], render_factor: int, batch_size: int, automatic: list) -> None:
     """Colorize the batch's gray photos again with each count of simulated hints; add `hints<N>_delta_e` and
-    `hints<N>_psnr` to their rows."""
+    `hints<N>_psnr` to their rows, and `locality_far` and `locality_spot` (hints.locality) of one wrong hint
+    at the centre, against the `automatic` results."""
+    from .hints import locality, wrong_hint
     grays = [gray for _, _, gray in batch]
     truth_ab = [color.ab_of(truth.astype(np.float32) / 255.0) for _, truth, _ in batch]  # once, for every count
     for count in counts:
@@ -160,6 +168,10 @@ def score_with_hints(colorizer, batch: list[tuple[Path, np.ndarray, np.ndarray]]
         for row, pred, (_, truth, _) in zip(rows, preds, batch):
             row[f"hints{count}_delta_e"] = metrics.delta_e2000(truth, pred[:, :, :3])
             row[f"hints{count}_psnr"] = metrics.psnr(truth, pred[:, :, :3])
+    wrong = [wrong_hint(ab) for ab in truth_ab]
+    preds = colorizer.colorize_batch(grays, render_factor, batch_size, [[hint] for hint in wrong])
+    for row, auto, pred, hint in zip(rows, automatic, preds, wrong):
+        row["locality_far"], row["locality_spot"] = locality(auto[:, :, :3], pred[:, :, :3], hint)
 
 
 def hinted(name: str, truth_ab: np.ndarray, count: int) -> list:

@@ -1,12 +1,13 @@
-"""Colour hints: "this point was that colour", as the user says it and as the network sees it.
+"""Colour hints: "this point was that colour", as the user says it and as propagation.py takes it.
 
     --hint 120,340=#a03020   --hint 400,80=navy   --hints hints.json
     {"points": [{"x": 120, "y": 340, "color": "#a03020"}], "reference": "optional/path.jpg"}
 
 x, y are the input photo's pixels from the top-left (after EXIF orientation). A colour is any CSS colour name,
 hex or rgb()/hsl() (Pillow's parser); only its chroma (CIE a/b) is used, the photo keeps its luminance.
-The network takes hints as three planes at render size (Zhang et al. 2017): a/AB_SCALE, b/AB_SCALE and a mask,
-each hint a small patch. Training draws hints from the photo's own colours (`sample_hint_planes`).
+Hints travel as three planes at render size, as Zhang et al. 2017 fed them to their network: a/AB_SCALE,
+b/AB_SCALE and a mask, each hint a small patch; propagation.py makes the network's colours agree with them.
+`recolor eval --hints` simulates hints from a photo's true colours, and measures how local one wrong hint is.
 """
 from __future__ import annotations
 
@@ -187,33 +188,37 @@ def simulated_hints(ab_full: np.ndarray, count: int, rng: np.random.Generator, p
     return hints
 
 
-def sample_hint_planes(ab, generator, no_hint_share: float = 0.5, p: float = 1 / 8, max_points: int = 24):
-    """Training hints, Zhang et al. 2017: per photo, no hints with probability `no_hint_share` (so automatic
-    colour does not suffer), else a geometric number of points (p = 1/8), each a square patch of 1-9 px at a
-    uniform position carrying the patch's mean a/b of the true colours.
-
-    ab: (B, 2, H, W) torch tensor of true a/b -> (B, 3, H, W) planes, drawn from `generator` (a seeded
-    torch.Generator on the CPU, so a resumed run draws the same hints)."""
-    import torch
-    b, _, height, width = ab.shape
-    planes = torch.zeros(b, 3, height, width)
-    ab_cpu = ab.detach().float().cpu()
-    for i in range(b):
-        if torch.rand((), generator=generator) < no_hint_share:
-            continue
-        count = min(max_points, _geometric(p, generator))
-        for _ in range(count):
-            size = int(torch.randint(1, 10, (), generator=generator))
-            y = int(torch.randint(0, height - size + 1, (), generator=generator))
-            x = int(torch.randint(0, width - size + 1, (), generator=generator))
-            mean = ab_cpu[i, :, y:y + size, x:x + size].mean(dim=(1, 2)) / AB_SCALE
-            planes[i, :2, y:y + size, x:x + size] = mean[:, None, None]
-            planes[i, 2, y:y + size, x:x + size] = 1.0
-    return planes.to(ab.device)
+# ------------------------------------------------------------------------------------------- measuring
+WRONG_COLOURS = ("#ff0000", "#0000ff")  # saturated red, or blue where the truth is reddish: far from the truth
 
 
-def _geometric(p: float, generator) -> int:
-    """A geometric draw (number of trials to the first success, >= 1) from a seeded torch.Generator."""
-    import torch
-    u = float(torch.rand((), generator=generator, dtype=torch.float64))
-    return 1 + int(math.log1p(-u) / math.log1p(-p)) if u > 0 else 1
+def wrong_hint(truth_ab: np.ndarray, patch: int = 9) -> Hint:
+    """One hint at the photo's centre of a fixed saturated colour far from its true colour there (for the
+    locality of `recolor eval --hints`): red, or blue where the truth is nearer red."""
+    height, width = truth_ab.shape[:2]
+    x, y, r = width // 2, height // 2, patch // 2
+    truth = truth_ab[y - r:y + r + 1, x - r:x + r + 1].reshape(-1, 2).mean(axis=0)
+    colour = max((color_ab(c) for c in WRONG_COLOURS), key=lambda ab: np.hypot(*(np.array(ab) - truth)))
+    return Hint(float(x), float(y), colour)
+
+
+def locality(before: np.ndarray, after: np.ndarray, hint: Hint, patch: int = 9) -> tuple[float, float]:
+    """How much one hint changed where it should not, and where it should: RGB uint8 results without and with
+    it -> (mean |Δab| over the pixels farther than half the short side from it, the share of the way from the
+    result without it to the asked colour that the `patch`×`patch` patch at it moved). The asked colour is
+    taken as far as each patch pixel's L allows (propagation.gamut_ab): no result can go further."""
+    from .propagation import gamut_ab
+    lab0, lab1 = (color.rgb_to_lab(im.astype(np.float32) / 255.0) for im in (before, after))
+    height, width = before.shape[:2]
+    ys, xs = np.ogrid[:height, :width]
+    far = np.hypot(ys - hint.y, xs - hint.x) > 0.5 * min(height, width)
+    far_change = float(np.linalg.norm(lab1[far, 1:] - lab0[far, 1:], axis=-1).mean()) if far.any() else 0.0
+    r, cx, cy = patch // 2, int(hint.x), int(hint.y)
+    spot = (slice(max(0, cy - r), cy + r + 1), slice(max(0, cx - r), cx + r + 1))
+    l = lab0[spot][..., 0].ravel()
+    target = gamut_ab(l, np.broadcast_to(np.float32(hint.ab), (len(l), 2))).mean(axis=0)
+    start, end = lab0[spot][..., 1:].reshape(-1, 2).mean(axis=0), lab1[spot][..., 1:].reshape(-1, 2).mean(axis=0)
+    way = target - start
+    if np.hypot(*way) < 1.0:  # already there: nothing to move
+        return far_change, 1.0
+    return far_change, float(np.dot(end - start, way) / np.dot(way, way))

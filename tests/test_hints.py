@@ -1,5 +1,5 @@
 """Guided colour: hint parsing, hints through the engine (for every model: no hint input, propagation holds them),
-ONNX and the CLI, the reference palette, training draws and `recolor eval --hints`."""
+ONNX and the CLI, the reference palette, `recolor eval --hints`, and hints that stay where they are put."""
 import json
 
 import cv2
@@ -171,22 +171,10 @@ def test_eval_reports_the_hint_curve(model_file, tmp_path, photo):
     s = result.summary()
     assert {"hints2", "hints10"} <= s.keys() and s["hints10"]["delta_e"] != s["model"]["delta_e"]
     assert len(eval_tables(result)) == 3
+    far, spot = result.locality()["far"], result.locality()["spot"]  # one wrong hint at the centre
+    assert 0 <= far < 2.0 and spot > 0.6
     again = evaluate(EvalConfig(str(tmp_path), str(model_file), 8, device="cpu", hints=(10,)))
     assert again.summary()["hints10"] == s["hints10"]  # simulated hints are seeded by the photo
-
-
-# ------------------------------------------------------------------------------------------- training
-def test_training_hint_draws_are_seeded_and_carry_patch_means():
-    import torch
-    from recolor.hints import sample_hint_planes
-    ab = torch.zeros(64, 2, 32, 32)
-    ab[:, 0] = 50.0
-    first = sample_hint_planes(ab, torch.Generator().manual_seed(3))
-    assert torch.equal(first, sample_hint_planes(ab, torch.Generator().manual_seed(3)))
-    hinted = first[:, 2].flatten(1).amax(dim=1) > 0
-    assert 16 < int(hinted.sum()) < 48  # about half the photos get no hint at all
-    assert torch.allclose(first[:, 0][first[:, 2] > 0], torch.tensor(0.5))
-    assert first[:, :2][first[:, 2:3].expand(-1, 2, -1, -1) == 0].abs().max() == 0
 
 
 # ------------------------------------------------------------------------------------------- propagation
@@ -214,6 +202,62 @@ def test_a_red_hint_turns_its_region_red_and_leaves_the_far_side_as_it_was(tmp_p
     assert np.abs(color.luminance(after) - color.luminance(gray)).max() < 1.0  # and the photo keeps its L
 
 
+def test_one_hint_changes_its_region_and_not_the_far_side_of_a_photo(colorizer, gray_photo):
+    from recolor.hints import locality
+    grass = parse_hint("420,400=#ff0000")  # camera.png: the grass, right of the tripod
+    before, after = colorizer.colorize(gray_photo, 16), colorizer.colorize(gray_photo, 16, hints=[grass])
+    far, spot = locality(before, after, grass)
+    assert far < 2.0  # the coat, the sky and the buildings as they were (the old global spread: ~40)
+    assert spot > 0.8  # the hinted spot takes the asked red, as far as its luminance allows
+
+
+def test_two_hints_of_two_colours_each_hold_their_object_and_the_rest_stays(colorizer, gray_photo):
+    from recolor import color
+    from recolor.hints import locality
+    coat, sky = parse_hint("80,330=#ff0000"), parse_hint("100,60=#0040ff")
+    before, after = colorizer.colorize(gray_photo, 16), colorizer.colorize(gray_photo, 16, hints=[coat, sky])
+    for hint in (coat, sky):
+        assert locality(before, after, hint)[1] > 0.8
+    ab0, ab1 = (color.ab_of(im.astype(np.float32) / 255) for im in (before, after))
+    change = np.linalg.norm(ab1 - ab0, axis=-1)
+    assert change[380:460, 380:460].mean() < 2.0  # the grass far right: neither red nor blue
+    hue = np.degrees(np.arctan2(ab1[..., 1], ab1[..., 0]))
+    assert np.median(hue[300:360, 40:120]) == pytest.approx(np.degrees(np.arctan2(coat.ab[1], coat.ab[0])), abs=15)
+    assert np.median(hue[30:90, 60:140]) == pytest.approx(np.degrees(np.arctan2(sky.ab[1], sky.ab[0])), abs=15)
+
+
+def test_no_hints_give_exactly_the_automatic_result(colorizer, gray_photo):
+    plain = colorizer.colorize(gray_photo, 10)
+    assert np.array_equal(plain, colorizer.colorize(gray_photo, 10, hints=[]))
+    pair = colorizer.colorize_batch([gray_photo, gray_photo], 10, 2)  # one network call for both
+    hinted, unhinted = colorizer.colorize_batch([gray_photo, gray_photo], 10, 2, [["5,5=red"], None])
+    assert np.array_equal(unhinted, pair[1]) and not np.array_equal(hinted, pair[0])
+
+
+def test_the_asked_colour_is_gamut_mapped_by_chroma_keeping_its_hue():
+    from recolor import color
+    from recolor.propagation import gamut_ab
+    l = np.array([20.0, 53.0, 90.0], np.float32)
+    red = np.tile(np.float32(color_ab("#ff0000")), (3, 1))
+    mapped = gamut_ab(l, red)
+    assert np.allclose(mapped[1], red[1], atol=0.5)  # pure red's own L: it fits
+    for row in (0, 2):  # too dark and too light for pure red: less chroma, the same hue, and it fits
+        assert np.hypot(*mapped[row]) < np.hypot(*red[row]) - 10
+        assert np.degrees(abs(np.arctan2(mapped[row, 1], mapped[row, 0]) - np.arctan2(red[row, 1], red[row, 0]))) < 0.5
+        lin = color.lab_to_linear_rgb(np.array([[l[row], *mapped[row]]], np.float32))
+        assert lin.min() > -1e-3 and lin.max() < 1 + 1e-3
+
+
+def test_hint_regions_show_each_hints_share_in_the_order_given():
+    from recolor.propagation import hint_regions
+    l = square_scene().astype(np.float32) / 2.55
+    regions = hint_regions(l, [(120, 100), (120, 260)])  # (row, col): in the square, and on the ground
+    assert regions.shape == (2, 240, 320)
+    assert regions[0, 70:170, 50:150].min() > 0.5 and regions[0, :, 200:].max() < 0.05
+    assert regions[1, 70:170, 50:150].max() < 0.05 and regions[1, 100:140, 240:280].min() > 0.5
+    assert hint_regions(l, []).shape == (0, 240, 320)
+
+
 def test_propagation_stops_at_edges_and_needs_a_hint():
     from recolor.propagation import propagate
     l = square_scene().astype(np.float32) / 2.55
@@ -221,8 +265,10 @@ def test_propagation_stops_at_edges_and_needs_a_hint():
     assert propagate(ab, l, np.zeros((3, 240, 320), np.float32)) is ab
     planes = hint_planes([Hint(100, 120, (40.0, -30.0))], l.shape, l.shape)
     out = propagate(ab, l, planes)
-    assert np.allclose(out[65:175, 45:155], (40.0, -30.0), atol=3)
-    assert np.allclose(out[:40], 5.0, atol=0.5) and np.allclose(out[:, 200:], 5.0, atol=0.5)
+    assert np.allclose(out[110:130, 90:110], (40.0, -30.0), atol=1)  # the hinted spot takes the colour ...
+    held = (out[65:175, 45:155] - 5.0) / (np.float32((40.0, -30.0)) - 5.0)
+    assert held.min() > 0.8  # ... and so does its square, fading a little with distance ...
+    assert np.array_equal(out[:40], ab[:40]) and np.array_equal(out[:, 200:], ab[:, 200:])  # ... but not beyond it
 
 
 def test_the_python_api_takes_hints_as_objects_strings_or_dicts(model_file, gray_photo):
@@ -245,3 +291,23 @@ def test_the_shipped_default_takes_hints_and_a_red_hint_holds_there_only():
     # the correction is smooth, so the network's own small variations across the square stay (up to ~10 units)
     assert np.median(off) < 3 and np.percentile(off, 99) < 10 and off.max() < 15
     assert np.array_equal(after[:, 200:], before[:, 200:])
+
+
+def test_the_web_api_shows_the_region_each_hint_takes(colorizer, gray_photo):
+    from fastapi.testclient import TestClient
+    from recolor.serve import ServeConfig
+    from recolor.serve.app import create_app
+    with TestClient(create_app({"tiny": colorizer}, ServeConfig()), base_url="http://127.0.0.1:8000") as client:
+        png = cv2.imencode(".png", gray_photo)[1].tobytes()
+        hints = json.dumps({"points": [{"x": 420, "y": 400, "color": "red"}]})
+        response = client.post("/api/hint-regions", files={"file": ("camera.png", png)},
+                               data={"hints": hints, "render_factor": "16"})
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        overlay = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED)  # BGRA, render size
+        alpha = overlay[..., 3]
+        y, x = 400 * alpha.shape[0] // 512, 420 * alpha.shape[1] // 512
+        assert alpha[y, x] > 0 and overlay[y, x, 2] > overlay[y, x, 1]  # tinted red at the hint ...
+        assert alpha[: alpha.shape[0] // 4, : alpha.shape[1] // 4].max() == 0  # ... and nothing over the sky
+        bad = client.post("/api/hint-regions", files={"file": ("camera.png", png)},
+                          data={"hints": json.dumps({"points": [{"x": 900, "y": 1, "color": "red"}]})})
+        assert bad.status_code == 400 and "outside the 512×512 photo" in bad.json()["error"]

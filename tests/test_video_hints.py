@@ -67,3 +67,61 @@ def test_hints_outside_the_frame_are_refused_before_the_model_loads(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=4, size=(96, 64), audio=None)
     with pytest.raises(HintError, match="outside the 96×64 frame"):
         check_input(clip, None, VideoConfig(**FAST, hints=((0.0, (Hint(96.0, 3.0, RED),)),)))
+
+
+class ChromaRecorder:
+    """A real Colorizer whose chroma calls are recorded: (hints, a/b at render size) per frame, in order."""
+
+    def __init__(self, colorizer):
+        self.colorizer, self.frames = colorizer, []
+
+    def __getattr__(self, name):
+        return getattr(self.colorizer, name)
+
+    def chroma(self, l_full, render_factor, batch_size, hints=None):
+        out = self.colorizer.chroma(l_full, render_factor, batch_size, hints)
+        self.frames += list(zip(hints or [None] * len(l_full), out))
+        return out
+
+
+def camera_clip(path, shot: int = 8, after: int = 3):
+    """camera.png panning 2 px a frame for `shot` frames, then a cut to its mirror image, darker (256×240)."""
+    import av
+    import cv2
+    from skimage import data
+    base = cv2.resize(data.camera(), (320, 320), interpolation=cv2.INTER_AREA)
+    frames = [base[40:280, 2 * i:2 * i + 256] for i in range(shot)]
+    frames += [(base[40:280, ::-1][:, :256] * 0.5).astype(np.uint8)] * after
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt, stream.options = 256, 240, "yuv420p", {"crf": "12"}
+        for i, gray in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.dstack([gray] * 3), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 10)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_a_film_hint_holds_its_region_for_its_shot_and_changes_nothing_else(colorizer, tmp_path):
+    clip = camera_clip(tmp_path / "camera.mp4")
+    grass = Hint(200.0, 170.0, RED)  # the grass right of the tripod, in the first frame's pixels
+    runs = {}
+    for name, hints in (("plain", ()), ("hinted", ((0.0, (grass,)),))):
+        runs[name] = ChromaRecorder(colorizer)
+        config = VideoConfig(render_factor=12, preset="ultrafast", batch_size=4, smooth=0.0, hints=hints)
+        assert colorize_video(runs[name], clip, tmp_path / f"{name}.mp4", config).frames == 11
+    for i, ((hints, ab), (_, plain)) in enumerate(zip(runs["hinted"].frames, runs["plain"].frames)):
+        if i >= 8:  # the next shot: exactly as without hints
+            assert hints is None and np.array_equal(ab, plain)
+            continue
+        (hint,) = hints
+        assert hint.x == pytest.approx(200 - 2 * i, abs=1)  # it followed the pan
+        h, w = ab.shape[:2]
+        y, x = round(hint.y * h / 240), round(hint.x * w / 256)
+        ys, xs = np.ogrid[:h, :w]
+        far = np.hypot(ys - y, xs - x) > 0.5 * min(h, w)
+        change = np.linalg.norm(ab - plain, axis=-1)
+        assert change[far].mean() < 2.0  # the coat and the sky as they were
+        spot = ab[y - 2:y + 3, x - 2:x + 3].reshape(-1, 2).mean(axis=0)
+        assert np.hypot(*(spot - RED)) < 0.4 * np.hypot(*(plain[y, x] - RED))  # most of the way to red

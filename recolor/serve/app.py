@@ -2,6 +2,7 @@
 
     GET    /api/health              model(s), device, version, limits; render factors, suffixes, job states
     POST   /api/colorize            multipart file [+ reference] [render_factor, hints, model, format] -> image
+    POST   /api/hint-regions        multipart file, hints [render_factor] -> PNG: the region each hint takes
     POST   /api/jobs                multipart file (a film) [start, duration, render_factor, model] -> 202 job
     GET    /api/jobs/{id}           the job's state
     GET    /api/jobs/{id}/events    server-sent events: the state each time it changes, until it has finished
@@ -166,6 +167,30 @@ def add_photo_api(app: FastAPI, server: Server) -> None:
             data, media_type = await server.device.run(colorize_photo, server.colorizers[photo.model], photo,
                                                        server.folder / "photos", server.config.max_pixels)
         return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/hint-regions")
+    async def hint_regions(request: Request) -> Response:  # what each hint will change, to lay over the photo
+        server.device.refuse_if_full()
+        async with request.form(max_files=2, max_fields=8) as form:
+            photo = await read_photo_request(form, server.colorizers, server.default_model)
+        async with server.device.slot():  # the same memory bound as a colour photo: one decoded at a time
+            data = await server.device.run(region_png, photo, server.folder / "photos", server.config.max_pixels)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+def region_png(request, folder: Path, max_pixels: int) -> bytes:
+    """A photo request's hints -> PNG (RGBA at render size) of the region each takes (propagation.py)."""
+    from ..color import luminance
+    from ..hints import HintError, check_inside
+    from ..images import encode_image
+    from ..propagation import region_overlay
+    from .photos import read_upload
+    image = read_upload(request.photo, request.name, folder, max_pixels)
+    try:
+        check_inside(request.hints, image.shape[1], image.shape[0])
+    except HintError as e:
+        raise ApiError(400, f"hints: {e}") from None
+    return encode_image(region_overlay(luminance(image), request.hints, request.render_factor), ".png")
 
 
 def add_film_api(app: FastAPI, server: Server) -> None:

@@ -311,6 +311,37 @@ function setPoints(card, points) {
   });
   $('.clear-hints', card.el).hidden = !points.length;
   requestRender(card);
+  showRegions(card);
+}
+
+// The region each hint takes, as the server will hold it: a faint tint and outline over the photo.
+async function showRegions(card) {
+  const seq = card.regionSeq = (card.regionSeq || 0) + 1;
+  let overlay = $('.regions', card.el);
+  if (!card.points.length) {
+    if (overlay) overlay.remove();
+    return;
+  }
+  const form = new FormData();
+  form.append('file', card.file, card.file.name);
+  form.append('render_factor', $('#rf').value);
+  form.append('hints', JSON.stringify({ points: card.points.map(({ x, y, color }) => ({ x, y, color })) }));
+  let blob = null;
+  try {
+    const response = await postForm('/api/hint-regions', form);
+    if (response.ok) blob = await response.blob();
+  } catch (e) { /* only a preview: the colour result reports what went wrong */ }
+  if (!blob || card.removed || seq !== card.regionSeq) return;
+  if (!overlay) {
+    overlay = document.createElement('img');
+    overlay.className = 'regions';
+    overlay.alt = '';
+    Object.assign(overlay.style, { position: 'absolute', inset: '0', width: '100%', height: '100%',
+      pointerEvents: 'none', opacity: '0.8' });
+    $('.points', card.el).before(overlay);
+  }
+  if (overlay.src) URL.revokeObjectURL(overlay.src);
+  overlay.src = URL.createObjectURL(blob);
 }
 
 function setReference(card, file) {
