@@ -46,3 +46,20 @@ def gray_photo() -> np.ndarray:
     """A real black-and-white photograph (scikit-image's camera, CC0), 512×512 uint8."""
     from skimage import data
     return data.camera()
+
+
+# The browser tests' Chromium and page, for any module that defines a `server` fixture (tests/browser.py).
+@pytest.fixture(scope="module")
+def browser(server):
+    from browser import offline_browser
+    with offline_browser() as browser:
+        yield browser
+
+
+@pytest.fixture
+def web(browser, server):
+    from browser import Page
+    page = Page(browser, server)
+    yield page
+    page.page.context.close()
+    assert page.elsewhere == []  # the page never leaves the machine

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from browser import (DONE_S, Page, card, expect, offline_browser, offline_page, require_browser, running_server,
+from browser import (DONE_S, card, expect, offline_page, require_browser, running_server,
                      save_shot, wait_done)
 
 TOKEN = "page-t0ken"
@@ -38,20 +38,6 @@ def server(need_browser, second_model):
     models = ("--model", "default", "--model", str(second_model))
     with running_server("--device", "cpu", "--token", TOKEN, *models) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with offline_browser() as browser:
-        yield browser
-
-
-@pytest.fixture
-def web(browser, server):
-    page = Page(browser, server)
-    yield page
-    page.page.context.close()
-    assert page.elsewhere == []  # the page never leaves the machine
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from browser import Page, card, expect, offline_browser, offline_page, require_browser, running_server, save_shot, \
+from browser import Page, card, expect, offline_page, require_browser, running_server, save_shot, \
     wait_done
 
 # The text nodes of these that take more than one line (none should: a wrapped button looks broken).
@@ -31,20 +31,6 @@ def server():
     require_browser()
     with running_server("--device", "cpu") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with offline_browser() as browser:
-        yield browser
-
-
-@pytest.fixture
-def web(browser, server):
-    page = Page(browser, server)
-    yield page
-    page.page.context.close()
-    assert page.elsewhere == []  # the page never leaves the machine
 
 
 @pytest.fixture(scope="module")
