@@ -3,6 +3,7 @@ missing extra says which in one line. A missing package is simulated in a fresh 
 `sys.modules` entry to None, so the tests need no second environment."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -44,7 +45,8 @@ def recolor(cwd: Path, *args: str, missing: tuple[str, ...] = EXTRA_MODULES) -> 
     """`recolor ARGS` in a fresh interpreter where the modules in `missing` cannot be imported."""
     code = (f"import sys\nfor m in {list(missing)!r}: sys.modules[m] = None\n"
             f"from recolor.cli import app\nsys.argv = ['recolor', *{list(args)!r}]\napp()")
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "COLUMNS": "200"}  # Rich wraps at the terminal's width: the same lines everywhere
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_photos_and_film_need_no_extra(tmp_path):
@@ -73,3 +75,10 @@ def test_a_command_that_needs_a_missing_extra_names_it_in_one_line(tmp_path, arg
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert f"pip install 'recolor[{extra}]'" in lines[0]
     assert not list(tmp_path.glob("x_color*"))  # nothing was written
+
+
+def test_models_lists_the_embedded_default_without_torch(tmp_path):
+    done = recolor(tmp_path, "models")
+    assert done.returncode == 0, done.stderr
+    assert "recolor-small" in done.stdout and "the default" in done.stdout
+    assert "pip install 'recolor[train]'" in done.stdout  # the architectures to train need the model code

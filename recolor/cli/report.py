@@ -174,8 +174,11 @@ def eval_tables(result) -> tuple[Table, ...]:
 
 # ------------------------------------------------------------------------------------------- models
 def print_models(console: Console) -> None:
-    from ..model import MODELS
     from ..weights import DEFAULT_MODEL, describe, embedded_models, hub_cached_models
+    try:
+        from ..model import MODELS  # the architectures to train: the model code needs torch
+    except ImportError:
+        MODELS = {}
     table = Table(title="Models")
     for col in ("name", "kind", "encoder", "size", "notes"):
         table.add_column(col)
@@ -192,4 +195,6 @@ def print_models(console: Console) -> None:
             table.add_row(name, "architecture", cfg.encoder, "", f"train with: recolor train --model {name}")
     console.print(table)
     console.print("Any .safetensors file made by `recolor train` works too: --model path/to/model.safetensors; "
-                  "Hub models: --model owner/repo[@revision].")
+                  "Hub models: --model owner/repo[@revision].", markup=False)
+    if not MODELS:
+        console.print("Architectures to train your own: pip install 'recolor[train]'.", markup=False)
