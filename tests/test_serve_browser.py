@@ -94,6 +94,13 @@ def test_a_photo_through_the_page_slider_hint_reference_and_download(web, photos
     assert this.locator(".point").count() == 1
     wait_done(page, "camera.png")
     assert this.locator(".after").evaluate(PIXELS) != plain  # the hint changed the colours
+    regions = this.locator(".regions")  # the region the hint takes, laid over the photo
+    expect(regions).to_have_count(1)
+    regions.evaluate("img => img.decode()")
+    assert regions.evaluate("img => img.naturalWidth") > 0  # at render size, stretched back over the photo
+    box, photo_box = regions.bounding_box(), this.locator(".after").bounding_box()
+    assert all(abs(box[k] - photo_box[k]) < 1 for k in ("x", "y", "width", "height"))
+    save_shot(this, "hint_region")
 
     # a reference photo lends its palette: sent as the file part "reference"
     with page.expect_request(lambda r: r.url.endswith("/api/colorize") and r.method == "POST") as sent:
