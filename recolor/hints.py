@@ -71,7 +71,14 @@ def parse_points(data) -> list[Hint]:
             raise HintError(f'point {i + 1}: needs "x", "y" and "color"')
         x, y = point["x"], point["y"]
         if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, (int, float)) \
-                or not isinstance(y, (int, float)) or not math.isfinite(x) or not math.isfinite(y):
+                or not isinstance(y, (int, float)):
+            raise HintError(f'point {i + 1}: "x" and "y" must be numbers (pixels from the top-left)')
+        try:
+            finite = math.isfinite(x) and math.isfinite(y)
+        except OverflowError:  # an integer of hundreds of digits, too large for a float
+            raise HintError(f"point {i + 1}: a number too long to read; x and y are pixels from the top-left") \
+                from None
+        if not finite:
             raise HintError(f'point {i + 1}: "x" and "y" must be numbers (pixels from the top-left)')
         if not isinstance(point["color"], str):
             raise HintError(f'point {i + 1}: "color" must be a string such as "#a03020" or "navy"')
@@ -105,20 +112,32 @@ def parse_hints_json(data) -> tuple[list[Hint], str | None]:
     return parse_points(data.get("points", [])), reference
 
 
+def loads_hints(text: str) -> tuple[list[Hint], str | None]:
+    """The `--hints` JSON as text (a file's, or the server's `hints` field) -> (hints, reference path or None);
+    whatever the text holds, a problem is a one-line HintError."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise HintError(f"not valid JSON ({e.msg} at character {e.pos})") from None
+    except RecursionError:  # [[[[...]]]] nested deeper than Python's stack
+        raise HintError('nested too deep; write {"points": [{"x": .., "y": .., "color": ..}]}') from None
+    except ValueError:  # a number of thousands of digits: over int()'s limit
+        raise HintError("a number too long to read; x and y are pixels from the top-left") from None
+    return parse_hints_json(data)
+
+
 def read_hints_file(path: str | Path) -> tuple[list[Hint], Path | None]:
     """A `--hints` file -> (hints, reference path resolved against the file's folder, or None)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise HintError(f"{path}: cannot read ({e.strerror or e})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise HintError(f"{path}: not valid JSON ({e})") from None
-    except (ValueError, RecursionError):  # a number of thousands of digits; [[[[...]]]] deeper than the stack
-        raise HintError(f"{path}: cannot read it (a number too long, or nested too deep)") from None
     try:
-        hints, reference = parse_hints_json(data)
-    except (HintError, OverflowError) as e:  # OverflowError: an integer too large for a float
+        hints, reference = loads_hints(text)
+    except HintError as e:
         raise HintError(f"{path}: {e}") from None
     return hints, (path.parent / reference if reference else None)
 

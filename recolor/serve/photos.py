@@ -5,7 +5,6 @@ one photo at a time, so memory stays bounded by one photo however many are dropp
 """
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..defaults import PHOTO_RENDER_FACTOR, RENDER_FACTOR_MAX, RENDER_FACTOR_MIN
-from ..hints import HintError, parse_hints_json
+from ..hints import HintError, loads_hints
 from ..images import PIL_BOMB_PIXELS, ImageError, encode_image, probe, read_image
 from .errors import ApiError
 from .forms import display_name, form_choice, form_file, form_int, form_text
@@ -61,16 +60,9 @@ def parse_hints(text: str | None) -> tuple[list, str | None]:
     if len(text) > HINTS_CHARS:
         raise ApiError(413, f"hints: {len(text):,} characters, over this server's limit of {HINTS_CHARS:,}")
     try:
-        return parse_hints_json(json.loads(text))
-    except json.JSONDecodeError as e:
-        raise ApiError(400, f"hints: not valid JSON ({e.msg} at character {e.pos})") from None
+        return loads_hints(text)
     except HintError as e:
         raise ApiError(400, f"hints: {e}") from None
-    except RecursionError:  # [[[[...]]]] nested deeper than Python's stack
-        raise ApiError(400, "hints: nested too deep; send {\"points\": [{\"x\": .., \"y\": .., \"color\": ..}]}") \
-            from None
-    except (ValueError, OverflowError):  # a number of thousands of digits: over int() or float()
-        raise ApiError(400, "hints: a number too long to read; x and y are pixels from the top-left") from None
 
 
 def colorize_photo(colorizer, request: PhotoRequest, folder: Path, max_pixels: int) -> tuple[bytes, str]:
