@@ -257,8 +257,8 @@ def test_memory_is_handed_back_after_each_film_and_each_burst_of_photos(serve, d
 
 
 def test_a_finished_film_leaves_no_reader_behind(client_of_local, film):
-    """A film's reader ends in a reference cycle (with FFmpeg's decoder threads and frames): the server collects
-    it after each film rather than whenever the collector happens by (here: never, it is switched off)."""
+    """A film's reader (with FFmpeg's decoder threads and frames) goes as soon as its film is done, not whenever
+    the collector happens by (here: never, it is switched off): nothing in the server keeps it in a cycle."""
     import gc
     from recolor.video.pipeline import Pipeline
     jobs = server_of(client_of_local).jobs

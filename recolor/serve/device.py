@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import gc
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -58,11 +57,10 @@ class Device:
             pass
 
     def release_memory(self) -> None:
-        """After the last photo of a burst and after each film: a film's reader left in a reference cycle (with
-        its FFmpeg decoder threads and frames, until the collector happened by), what the models keep for the
-        largest batch so far (ONNX Runtime's arena, torch's CUDA cache), then freed heap pages. Without it a
-        server grew 20-60 MB a film (research/serve_checks.py)."""
-        gc.collect()
+        """After the last photo of a burst and after each film: what the models keep for the largest batch so
+        far (ONNX Runtime's arena, torch's CUDA cache), then freed heap pages. Without it, and before a reference
+        cycle in the film pipeline was broken (video/pipeline.py), a server grew 20-60 MB a film
+        (research/serve_checks.py)."""
         with self.lock:
             for colorizer in self.colorizers:
                 colorizer.runner.free_memory()
