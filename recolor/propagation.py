@@ -45,7 +45,7 @@ def propagate(ab: np.ndarray, l_small: np.ndarray, planes: np.ndarray) -> np.nda
         return ab
     corrections = np.array([correction(ab, l_small, mask, target) for mask, target in spots])  # (K, 2)
     centres = [np.argwhere(mask).mean(axis=0) for mask, _ in spots]
-    shares = hint_shares(distances(l_small, centres))  # (K, h, w)
+    shares = hint_regions(l_small, centres)  # (K, h, w)
     return (ab + np.tensordot(shares, corrections, axes=(0, 0))).astype(np.float32)
 
 

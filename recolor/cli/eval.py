@@ -41,8 +41,9 @@ def eval_command(
         fail(f"no colour photos could be scored ({len(result.skipped)} skipped)", 1)
     for table in eval_tables(result):
         Console().print(table)
-    if result.locality():
-        far, spot = result.locality()["far"], result.locality()["spot"]
+    locality = result.locality()
+    if locality:
+        far, spot = locality["far"], locality["spot"]
         Console().print(f"one wrong-colour hint at the centre (median over photos): mean |Δab| {far:.2f} farther "
                         f"than half the short side; the 9×9 patch at it moved {spot:.0%} of the way", soft_wrap=True)
     if result.skipped:
