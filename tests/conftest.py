@@ -4,8 +4,14 @@ An untrained generator is enough for everything but quality: its chroma is arbit
 (size, dtype, luminance, batching, files) must hold for any weights."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+
+# Rich wraps its tables and lines at the terminal's width (COLUMNS): one width for every test, and for the
+# commands they run in subprocesses, so the output is the same on every terminal and CI machine.
+os.environ["COLUMNS"] = "200"
 
 
 @pytest.fixture(scope="session")

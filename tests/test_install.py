@@ -3,7 +3,6 @@ missing extra says which in one line. A missing package is simulated in a fresh 
 `sys.modules` entry to None, so the tests need no second environment."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tomllib
@@ -45,8 +44,7 @@ def recolor(cwd: Path, *args: str, missing: tuple[str, ...] = EXTRA_MODULES) -> 
     """`recolor ARGS` in a fresh interpreter where the modules in `missing` cannot be imported."""
     code = (f"import sys\nfor m in {list(missing)!r}: sys.modules[m] = None\n"
             f"from recolor.cli import app\nsys.argv = ['recolor', *{list(args)!r}]\napp()")
-    env = {**os.environ, "COLUMNS": "200"}  # Rich wraps at the terminal's width: the same lines everywhere
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def test_photos_and_film_need_no_extra(tmp_path):
