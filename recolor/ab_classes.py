@@ -32,11 +32,11 @@ def bin_centres() -> torch.Tensor:
     return torch.from_numpy(np.unique(np.round(ab / GRID).astype(np.int64), axis=0) * GRID).float()
 
 
-def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: float, gain: float = 1.0,
+def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: float,
                   curve: Curve | None = None) -> torch.Tensor:
-    """Logits (B, Q, H, W) -> a/b (B, 2, H, W): the mean of softmax(logits / T) over the bin centres, × gain,
-    and with a curve, × the curve's gain at each pixel's confidence (`curve_gain`)."""
-    centres = centres.to(logits.dtype) * gain
+    """Logits (B, Q, H, W) -> a/b (B, 2, H, W): the mean of softmax(logits / T) over the bin centres, and with a
+    curve, × the curve's gain at each pixel's confidence (`curve_gain`)."""
+    centres = centres.to(logits.dtype)
     if torch.onnx.is_in_onnx_export():
         return _annealed_mean_as_conv(logits, centres, temperature, curve)
     ab = torch.einsum("bqhw,qc->bchw", torch.softmax(logits / temperature, dim=1), centres)

@@ -68,7 +68,7 @@ def main() -> None:
             logits = model(torch.from_numpy(small)[None, None], with_logits=True)[1]
             plain = annealed_mean(logits, centres, temperature)[0].permute(1, 2, 0).numpy()
             sure = confidence(entropy(logits), len(centres))[0, 0].numpy()
-            decoded = {text: annealed_mean(logits, centres, temperature, 1.0, curve)[0].permute(1, 2, 0).numpy()
+            decoded = {text: annealed_mean(logits, centres, temperature, curve)[0].permute(1, 2, 0).numpy()
                        for text, curve in curves.items()}
         bin_by_confidence(truth, plain, sure, sums, counts)
         small_truth = shrink(truth)

@@ -43,13 +43,13 @@ def test_the_exported_form_of_the_annealed_mean_is_the_same():
     from recolor.ab_classes import _annealed_mean_as_conv
     logits = torch.randn(2, len(CENTRES), 5, 7, generator=torch.Generator().manual_seed(0)) * 30
     for t, gain, curve in ((1.0, 1.0, None), (0.38, 1.2, None), (0.05, 0.7, None), (0.3, 1.0, CURVE)):
-        eager = annealed_mean(logits, CENTRES, t, gain, curve)
+        eager = annealed_mean(logits, CENTRES * gain, t, curve)
         assert torch.allclose(_annealed_mean_as_conv(logits, CENTRES * gain, t, curve), eager, atol=1e-3)
         assert torch.isfinite(eager).all()
     torn = logits / 20  # confidences 0.16-0.26: on the curve's rising part, where it changes the colour
-    eager = annealed_mean(torn, CENTRES, 0.3, 1.0, CURVE)
+    eager = annealed_mean(torn, CENTRES, 0.3, CURVE)
     assert torch.allclose(_annealed_mean_as_conv(torn, CENTRES, 0.3, CURVE), eager, atol=1e-3)
-    assert (eager.norm(dim=1) < 0.9 * annealed_mean(torn, CENTRES, 0.3, CURVE[1][1]).norm(dim=1)).float().mean() > 0.3
+    assert (eager.norm(dim=1) < 0.9 * annealed_mean(torn, CENTRES * CURVE[1][1], 0.3).norm(dim=1)).float().mean() > 0.3
 
 
 def test_the_confidence_curve_grays_unsure_colours_and_scales_sure_ones():
@@ -59,7 +59,7 @@ def test_the_confidence_curve_grays_unsure_colours_and_scales_sure_ones():
     logits[0, k, 0, 1] = 5.0  # torn: a peak over a flat floor (confidence 0.25, between the first two knots)
     logits[0, k, 0, 2] = 5.6  # confidence 0.39, between the last two knots
     # [0, :, 0, 3]: flat (confidence 0)
-    plain, curved = annealed_mean(logits, CENTRES, 0.3), annealed_mean(logits, CENTRES, 0.3, 1.0, CURVE)
+    plain, curved = annealed_mean(logits, CENTRES, 0.3), annealed_mean(logits, CENTRES, 0.3, CURVE)
     assert torch.allclose(curved[..., 0], plain[..., 0]) and torch.allclose(plain[0, :, 0, 0], CENTRES[k])
     p = torch.softmax(logits[0, :, 0, 1:3].double(), 0).numpy()
     confidence = 1 + (p * np.log(p)).sum(0) / np.log(len(CENTRES))
