@@ -84,9 +84,11 @@ class Colorizer:
 
     # ------------------------------------------------------------------------------------------- images
     def chroma(self, l_full: Sequence[np.ndarray], render_factor: int = PHOTO_RENDER_FACTOR,
-               batch_size: int = BATCH_SIZE, hints: Sequence[list | None] | None = None) -> list[np.ndarray]:
+               batch_size: int = BATCH_SIZE, hints: Sequence[list | None] | None = None,
+               l_small: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         """Full-resolution L planes (and optionally each one's list of hints.Hint) -> their a/b at render size,
-        batched by render size.
+        batched by render size. l_small: the planes already resized to the render size (the film pipeline has
+        them), so they are not resized twice.
 
         A GPU out-of-memory on a single image retries at a lower render factor, with a warning."""
         color.check_render_factor(render_factor)
@@ -98,15 +100,17 @@ class Colorizer:
         for size, indices in groups.items():
             for start in range(0, len(indices), max(1, batch_size)):
                 chunk = indices[start:start + batch_size]
-                ab = self._chunk_chroma([l_full[i] for i in chunk], size, [hints[i] for i in chunk], render_factor)
+                small = [l_small[i] if l_small is not None and l_small[i].shape == size else None for i in chunk]
+                ab = self._chunk_chroma([l_full[i] for i in chunk], size, [hints[i] for i in chunk], render_factor,
+                                        small)
                 for i, a in zip(chunk, ab):
                     out[i] = a
         return out
 
     def _chunk_chroma(self, l_full: list[np.ndarray], size: tuple[int, int], hints: list,
-                      render_factor: int) -> list[np.ndarray]:
+                      render_factor: int, small: list) -> list[np.ndarray]:
         """One network call on L planes of one render size -> their a/b there, each image's hints held."""
-        batch = np.stack([color.resize_l(l, size) for l in l_full])
+        batch = np.stack([color.resize_l(l, size) if s is None else s for l, s in zip(l_full, small)])
         try:
             ab = self.predict_ab_safe(batch)
         except self.runner.out_of_memory:

@@ -145,7 +145,7 @@ class ContentColorizer:
         self.rng = np.random.default_rng(0)
         self.flicker, self.fail_after, self.calls = flicker, fail_after, 0
 
-    def chroma(self, l_full, render_factor, batch_size, hints=None):
+    def chroma(self, l_full, render_factor, batch_size, hints=None, l_small=None):
         self.calls += 1
         if self.fail_after is not None and self.calls > self.fail_after:
             raise RuntimeError("network exploded")
@@ -162,7 +162,7 @@ class ContentColorizer:
 class ConstantColorizer:
     """The same a/b everywhere: the colour the output must show, whatever maths the player uses."""
 
-    def chroma(self, l_full, render_factor, batch_size, hints=None):
+    def chroma(self, l_full, render_factor, batch_size, hints=None, l_small=None):
         return [np.full(color.render_size(*l.shape, render_factor) + (2,), (30.0, 40.0), np.float32) for l in l_full]
 
 
@@ -210,6 +210,14 @@ def test_real_model_keeps_frames_rate_duration_audio_and_luminance(ntsc_clip, un
     l_diff = np.concatenate([np.abs(color.luminance(a) - color.luminance(b)).ravel()
                              for a, b in zip(src["rgb"], dst["rgb"])])
     assert l_diff.mean() < 1.0 and np.percentile(l_diff, 99) < 4.0
+
+
+def test_each_frame_is_resized_to_the_render_size_once(ntsc_clip, untrained, tmp_path, monkeypatch):
+    """The decode thread's render-size L (cuts, smoothing) is the one the network gets, not a second resize."""
+    calls, resize = [], color.resize_l
+    monkeypatch.setattr(color, "resize_l", lambda l, size: calls.append(size) or resize(l, size))
+    colorize_video(untrained[1], ntsc_clip, tmp_path / "out.mp4", VideoConfig(**FAST))
+    assert len(calls) == 24
 
 
 @pytest.mark.parametrize("rate", [Fraction(25), Fraction(24000, 1001)])

@@ -20,7 +20,7 @@ class RecordingColorizer:
     def __init__(self):
         self.hints = []
 
-    def chroma(self, l_full, render_factor, batch_size, hints=None):
+    def chroma(self, l_full, render_factor, batch_size, hints=None, l_small=None):
         self.hints += hints or [None] * len(l_full)
         return [np.zeros((*color.render_size(*l.shape, render_factor), 2), np.float32) for l in l_full]
 
@@ -78,7 +78,7 @@ class ChromaRecorder:
     def __getattr__(self, name):
         return getattr(self.colorizer, name)
 
-    def chroma(self, l_full, render_factor, batch_size, hints=None):
+    def chroma(self, l_full, render_factor, batch_size, hints=None, l_small=None):
         out = self.colorizer.chroma(l_full, render_factor, batch_size, hints)
         self.frames += list(zip(hints or [None] * len(l_full), out))
         return out

@@ -151,7 +151,7 @@ class Pipeline:
         if self.tracker is not None:
             hints = [self.tracker(f.l_full, self.reader.seconds(f.pts), f.cut) for f in batch]
         ab = self.colorizer.chroma([f.l_full for f in batch], self.config.render_factor, self.config.batch_size,
-                                   hints)
+                                   hints, l_small=[f.l_small for f in batch])
         for item, item_ab in zip(batch, ab):
             item.ab = item_ab
 
