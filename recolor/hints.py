@@ -225,8 +225,8 @@ def locality(before: np.ndarray, after: np.ndarray, hint: Hint, patch: int = 9) 
     """How much one hint changed where it should not, and where it should: RGB uint8 results without and with
     it -> (mean |Δab| over the pixels farther than half the short side from it, the share of the way from the
     result without it to the asked colour that the `patch`×`patch` patch at it moved). The asked colour is
-    taken as far as each patch pixel's L allows (propagation.gamut_ab): no result can go further."""
-    from .propagation import gamut_ab
+    taken as far as each patch pixel's L allows (propagation.reachable): no result can go further."""
+    from .propagation import reachable
     lab0, lab1 = (color.rgb_to_lab(im.astype(np.float32) / 255.0) for im in (before, after))
     height, width = before.shape[:2]
     ys, xs = np.ogrid[:height, :width]
@@ -234,8 +234,7 @@ def locality(before: np.ndarray, after: np.ndarray, hint: Hint, patch: int = 9) 
     far_change = float(np.linalg.norm(lab1[far, 1:] - lab0[far, 1:], axis=-1).mean()) if far.any() else 0.0
     r, cx, cy = patch // 2, int(hint.x), int(hint.y)
     spot = (slice(max(0, cy - r), cy + r + 1), slice(max(0, cx - r), cx + r + 1))
-    l = lab0[spot][..., 0].ravel()
-    target = gamut_ab(l, np.broadcast_to(np.float32(hint.ab), (len(l), 2))).mean(axis=0)
+    target = reachable(lab0[spot][..., 0].ravel(), hint.ab)
     start, end = lab0[spot][..., 1:].reshape(-1, 2).mean(axis=0), lab1[spot][..., 1:].reshape(-1, 2).mean(axis=0)
     way = target - start
     if np.hypot(*way) < 1.0:  # already there: nothing to move

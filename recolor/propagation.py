@@ -102,11 +102,15 @@ def hint_spots(planes: np.ndarray) -> list[tuple[np.ndarray, tuple[float, float]
 
 
 def correction(ab: np.ndarray, l_small: np.ndarray, mask: np.ndarray, asked: tuple[float, float]) -> np.ndarray:
-    """What one hint asks of the network's a/b: the asked colour, as far as each hinted pixel's L allows, minus
-    what the network put there (means over the hint's patch) -> (2,)."""
-    l = l_small[mask].astype(np.float32)
-    target = gamut_ab(l, np.broadcast_to(np.float32(asked), (len(l), 2)))
-    return target.mean(axis=0) - ab[mask].mean(axis=0)
+    """What one hint asks of the network's a/b: the asked colour as far as its patch allows (`reachable`), minus
+    what the network put there (mean over the hint's patch) -> (2,)."""
+    return reachable(l_small[mask], asked) - ab[mask].mean(axis=0)
+
+
+def reachable(l: np.ndarray, asked: tuple[float, float]) -> np.ndarray:
+    """Pixels' L (N,) and an asked a/b -> the mean over them of that colour as far as each one's L allows (2,)."""
+    l = l.astype(np.float32)
+    return gamut_ab(l, np.broadcast_to(np.float32(asked), (len(l), 2))).mean(axis=0)
 
 
 def gamut_ab(l: np.ndarray, ab: np.ndarray, steps: int = 20) -> np.ndarray:
