@@ -69,34 +69,58 @@ class PixelShuffleUp(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """SAGAN self-attention; gamma starts at 0 so a new block is an identity."""
+    """SAGAN self-attention; gamma starts at 0 so a new block is an identity.
 
-    def __init__(self, channels: int):
+    grid: keys and values come from a grid × grid copy of the features, so each position attends over as many
+    as in training whatever the render size. Over every position of a render larger than the training crops
+    (35 × 35 at rf 35 against 14 × 14 at 224 px) the softmax spread one colour, the warm of a face, over white
+    hair and backdrops (research/model-notebook.md, step 28). None: every position, as the older models ran."""
+
+    def __init__(self, channels: int, grid: int | None = None):
         super().__init__()
         self.query = nn.Conv1d(channels, channels // 8, 1, bias=False)
         self.key = nn.Conv1d(channels, channels // 8, 1, bias=False)
         self.value = nn.Conv1d(channels, channels, 1, bias=False)
         self.gamma = nn.Parameter(torch.zeros(1))
+        self.grid = grid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         flat = x.flatten(2)  # (B, C, N)
-        q, k, v = self.query(flat), self.key(flat), self.value(flat)
+        context = flat if self.grid is None else box_resize(x, self.grid).flatten(2)
+        q, k, v = self.query(flat), self.key(context), self.value(context)
         # SDPA picks a fused kernel; SAGAN's softmax is unscaled, so pass scale=1.
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=1.0)
         return x + self.gamma * out.transpose(1, 2).reshape(b, c, h, w)
 
 
+def box_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, size, size), each output the mean of the input area it covers (a box filter, as
+    "area" interpolation, up or down). Two matrix products built from the input's shape, so one ONNX export
+    serves every size: ONNX has no adaptive pooling, so interpolate's area mode exports as a pooling fixed to
+    the traced size, and bilinear samples a few positions instead of averaging them all."""
+    return torch.einsum("ih,bchw,jw->bcij", box_matrix(x.shape[2], size, x), x, box_matrix(x.shape[3], size, x))
+
+
+def box_matrix(n: int, size: int, like: torch.Tensor) -> torch.Tensor:
+    """(size, n): row i averages input positions [i·n/size, (i+1)·n/size), fractions of a position included."""
+    edges = torch.arange(size + 1, dtype=like.dtype, device=like.device) * n / size
+    pos = torch.arange(n, device=like.device).to(like.dtype)
+    overlap = torch.minimum(pos + 1, edges[1:, None]) - torch.maximum(pos, edges[:-1, None])
+    return overlap.clamp(min=0) * size / n
+
+
 class UpBlock(nn.Module):
     """Upsample the deeper features, concatenate the (batch-normed) skip, two 3×3 convs."""
 
-    def __init__(self, up_in: int, skip_in: int, out: int, blur: bool, attention: bool):
+    def __init__(self, up_in: int, skip_in: int, out: int, blur: bool, attention: bool,
+                 attention_grid: int | None = None):
         super().__init__()
         self.up = PixelShuffleUp(up_in, up_in // 2, blur)
         self.skip_bn = nn.BatchNorm2d(skip_in)
         self.conv1 = conv_relu(up_in // 2 + skip_in, out)
         self.conv2 = conv_relu(out, out)
-        self.attention = SelfAttention(out) if attention else nn.Identity()
+        self.attention = SelfAttention(out, attention_grid) if attention else nn.Identity()
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.up(x), self.skip_bn(skip)], dim=1)
@@ -136,6 +160,7 @@ class ModelConfig:
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32)  # blocks at strides 16, 8, 4, 2
     middle_expansion: int = 2  # bottleneck convs widen by this factor (0: no middle block)
     attention: bool = True  # self-attention after the stride-16 decoder block
+    attention_grid: int | None = None  # its keys and values from this many positions a side (SelfAttention)
     spectral_norm: bool = True  # applied to decoder convs while training (baked into saved weights)
     blur: bool = True
     # width at full resolution before the a/b head; + L makes 16, a multiple of ORT's blocked-conv width (16 on
@@ -155,6 +180,8 @@ class ModelConfig:
                                       and all(a[0] < b[0] for a, b in zip(curve, curve[1:]))):
             raise ValueError(f"confidence_gain needs 2 or more (confidence, gain) knots, confidence rising in "
                              f"[0, 1], gains >= 0; got {curve}")
+        if self.attention_grid is not None and self.attention_grid < 1:
+            raise ValueError(f"attention_grid must be a positive number of positions; got {self.attention_grid}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -198,7 +225,8 @@ class Generator(nn.Module):
         blocks, up_in = [], deep
         widths = config.decoder_channels[:3] if config.colour_classes else config.decoder_channels  # to stride 4
         for i, (skip, out) in enumerate(zip(reversed(skips[:-1]), widths)):
-            blocks.append(UpBlock(up_in, skip, out, config.blur, attention=config.attention and i == 0))
+            blocks.append(UpBlock(up_in, skip, out, config.blur, attention=config.attention and i == 0,
+                                  attention_grid=config.attention_grid))
             up_in = out
         self.blocks = nn.ModuleList(blocks)
         if config.colour_classes:

@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from recolor.encoders import Encoder, PretrainedWeightsError
-from recolor.model import (MODELS, ModelConfig, PixelShuffleUp, apply_spectral_norm, create_model,
-                           inference_state_dict)
+from recolor.model import (MODELS, ModelConfig, PixelShuffleUp, SelfAttention, apply_spectral_norm, box_resize,
+                           create_model, inference_state_dict)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -57,6 +57,66 @@ def test_self_attention_and_config_round_trip():
     model = create_model(cfg)
     assert not any(type(m).__name__ == "SelfAttention" for m in model.modules())
     assert any(type(m).__name__ == "SelfAttention" for m in create_model("recolor-small").modules())
+
+
+def test_box_resize_averages_the_area_each_output_covers():
+    x = torch.randn(2, 3, 35, 35)
+    assert torch.allclose(box_resize(x, 7), F.avg_pool2d(x, 5), atol=1e-5)  # a whole ratio: plain pooling
+    assert torch.allclose(box_resize(x, 35), x, atol=1e-5)
+    odd = torch.randn(1, 2, 20, 28)
+    assert torch.allclose(box_resize(odd, 14).mean((2, 3)), odd.mean((2, 3)), atol=1e-5)  # no position counts twice
+    assert torch.allclose(box_resize(torch.ones(1, 1, 9, 13), 14), torch.ones(1, 1, 14, 14), atol=1e-5)
+
+
+def attention(grid):
+    torch.manual_seed(0)
+    block = SelfAttention(16, grid)
+    with torch.no_grad():
+        block.gamma.fill_(1.0)
+    return block
+
+
+def test_attention_grid_bounds_the_positions_attended_to():
+    """At the grid's own size it is plain attention; larger, it attends to the grid's cells: moving colour
+    between two positions of one cell (its mean kept) changes nothing elsewhere."""
+    x = torch.randn(1, 16, 6, 6)
+    with torch.no_grad():
+        assert torch.allclose(attention(6)(x), attention(None)(x), atol=1e-5)
+        big = torch.randn(1, 16, 12, 12)
+        moved = big.clone()
+        shift = 3 * torch.randn(16)
+        moved[0, :, 8, 4] += shift
+        moved[0, :, 9, 5] -= shift  # both in the 2×2 cell (4, 2) of a 6×6 grid
+        rest = torch.ones(12, 12, dtype=torch.bool)
+        rest[8, 4] = rest[9, 5] = False
+        for grid, same in ((6, True), (None, False)):
+            a, b = attention(grid)(big)[..., rest], attention(grid)(moved)[..., rest]
+            assert torch.allclose(a, b, atol=1e-4) == same
+    with pytest.raises(ValueError, match="attention_grid"):
+        ModelConfig(attention_grid=0)
+    cfg = ModelConfig(attention_grid=14)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 96), (2, 160, 128)])
+def test_attention_grid_runs_alike_in_onnx_runtime_at_every_size(tmp_path, monkeypatch, shape):
+    """The graph is exported once, at one size: the grid's pooling must follow each render size."""
+    import numpy as np
+    from recolor.engine import Colorizer
+    from recolor.weights import save_weights
+    monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    model = create_model(ModelConfig(decoder_channels=(32, 16, 16, 8), middle_expansion=0, head_channels=8,
+                                     colour_classes=True, attention_grid=3)).eval()
+    with torch.no_grad():
+        model.blocks[0].attention.gamma.fill_(1.0)
+    path = save_weights(model, tmp_path / "grid.safetensors", half=False)
+    torch_runtime = Colorizer.from_pretrained(str(path), device="cpu", runtime="torch")
+    onnx_runtime = Colorizer.from_pretrained(str(path), device="cpu", runtime="onnx")
+    onnx_runtime.predict_ab(np.zeros((1, 32, 32), np.float32))  # exported at another size first
+    l = (np.random.default_rng(0).random(shape) * 100).astype(np.float32)
+    ab = torch_runtime.predict_ab(l)
+    assert np.abs(onnx_runtime.predict_ab(l) - ab).max() < 1e-2
 
 
 def test_each_registered_name_is_one_model():
