@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -101,7 +102,6 @@ def test_attention_grid_bounds_the_positions_attended_to():
 @pytest.mark.parametrize("shape", [(1, 64, 96), (2, 160, 128)])
 def test_attention_grid_runs_alike_in_onnx_runtime_at_every_size(tmp_path, monkeypatch, shape):
     """The graph is exported once, at one size: the grid's pooling must follow each render size."""
-    import numpy as np
     from recolor.engine import Colorizer
     from recolor.weights import save_weights
     monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path))
