@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from train_helpers import TINY_MODEL
 
 from recolor.encoders import Encoder, PretrainedWeightsError
 from recolor.model import (MODELS, ModelConfig, PixelShuffleUp, SelfAttention, apply_spectral_norm, box_resize,
@@ -106,8 +107,8 @@ def test_attention_grid_runs_alike_in_onnx_runtime_at_every_size(tmp_path, monke
     from recolor.weights import save_weights
     monkeypatch.setenv("RECOLOR_CACHE", str(tmp_path))
     torch.manual_seed(0)
-    model = create_model(ModelConfig(decoder_channels=(32, 16, 16, 8), middle_expansion=0, head_channels=8,
-                                     colour_classes=True, attention_grid=3)).eval()
+    config = {**TINY_MODEL, "attention": True, "colour_classes": True, "attention_grid": 3}
+    model = create_model(ModelConfig.from_dict(config)).eval()
     with torch.no_grad():
         model.blocks[0].attention.gamma.fill_(1.0)
     path = save_weights(model, tmp_path / "grid.safetensors", half=False)
