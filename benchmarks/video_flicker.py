@@ -8,6 +8,8 @@ black-and-white film), then colorized end to end (decode -> network -> smoothing
   (Lei & Chen, CVPR 2019); lower = steadier colour distribution;
 - warping error: mean squared a/b difference between frame t and frame t-1 warped onto it, on non-occluded
   pixels, flow (DIS) computed on the *input* luminance (Lai et al., ECCV 2018); lower = less flicker;
+- relative warping error: warping error over the mean squared chroma of the same pixels, in %. Warping error
+  grows with the square of a model's boldness; this share does not, so it compares models of different boldness;
 - colourfulness: Hasler & Süsstrunk 2003, mean over frames; smoothing must not wash colour out;
 - fps: frames / wall time of the whole `colorize_video` call (decode, network, smoothing, encode).
 
@@ -36,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from recolor import color  # noqa: E402
 from recolor.engine import Colorizer  # noqa: E402
-from recolor.metrics import colourfulness  # noqa: E402
-from recolor.metrics import channel_histograms, input_flow, js_divergence, warping_error  # noqa: E402
+from recolor.metrics import colourfulness, warping_error  # noqa: E402
+from recolor.metrics import channel_histograms, chroma_energy, input_flow, js_divergence  # noqa: E402
 from recolor.video.temporal import make_dis  # noqa: E402
 from recolor.video import VideoConfig, colorize_video  # noqa: E402
 
@@ -74,7 +76,7 @@ def measure(output: Path, gray: Path) -> dict:
     dis = make_dis()
     hists: deque = deque(maxlen=max(CDC_OFFSETS) + 1)
     jsd = {k: [] for k in CDC_OFFSETS}
-    warp_errors, colourful = [], []
+    warp_errors, energies, colourful = [], [], []
     prev_ab = prev_l = None
     for rgb_out, rgb_in in zip(rgb_frames(output), rgb_frames(gray)):
         lab = color.rgb_to_lab(rgb_out.astype(np.float32) / 255.0)
@@ -84,11 +86,14 @@ def measure(output: Path, gray: Path) -> dict:
             if len(hists) > k:
                 jsd[k].append(js_divergence(hists[-1 - k], hists[-1]))
         if prev_ab is not None:
-            warp_errors.append(warping_error(prev_ab, lab[..., 1:], *input_flow(prev_l, l_in, dis)))
+            flow_b, mask = input_flow(prev_l, l_in, dis)
+            warp_errors.append(warping_error(prev_ab, lab[..., 1:], flow_b, mask))
+            energies.append(chroma_energy(lab[..., 1:], mask))
         colourful.append(colourfulness(rgb_out))
         prev_ab, prev_l = lab[..., 1:], l_in
     return {"cdc": float(np.mean([np.mean(v) for v in jsd.values() if v])),
             "warping_error": float(np.nanmean(warp_errors)),
+            "relative_warping_error": float(100 * np.nanmean(warp_errors) / np.nanmean(energies)),
             "colourfulness": float(np.mean(colourful)), "frames": len(colourful)}
 
 
@@ -108,27 +113,29 @@ def run_clip(colorizer, clip: Path, strengths: list[float], render_factor: int, 
         row = {"clip": clip.name, "smooth": strength, "fps": result.frames / seconds, "seconds": seconds,
                "scene_cuts": result.scene_cuts, **measure(out, gray)}
         rows.append(row)
-        print(f"  {clip.name} smooth={strength:g}: {row['fps']:.2f} fps, warp {row['warping_error']:.2f}, "
-              f"CDC {row['cdc']:.4f}, colourfulness {row['colourfulness']:.1f}", flush=True)
+        print(f"  {clip.name} smooth={strength:g}: {row['fps']:.2f} fps, warp {row['warping_error']:.2f} "
+              f"({row['relative_warping_error']:.2f}% of chroma²), CDC {row['cdc']:.4f}, "
+              f"colourfulness {row['colourfulness']:.1f}", flush=True)
     return rows
 
 
 def table(rows: list[dict]) -> str:
     """Markdown, each row also relative to the same clip's smooth=0 run."""
-    lines = ["| clip | smooth | CDC ↓ | warping error ↓ | Δ warp | colourfulness | Δ colour | fps | Δ time |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| clip | smooth | CDC ↓ | warping error ↓ | Δ warp | relative warp ↓ | colourfulness | Δ colour | fps | "
+             "Δ time |", "|---|---|---|---|---|---|---|---|---|---|"]
     base = {r["clip"]: r for r in rows if r["smooth"] == 0}
     for r in rows:
         if isinstance(r["smooth"], str):
             lines.append(f"| {r['clip']} | {r['smooth']} | {r['cdc']:.4f} | {r['warping_error']:.2f} | | "
-                         f"{r['colourfulness']:.1f} | | | |")
+                         f"{r['relative_warping_error']:.2f}% | {r['colourfulness']:.1f} | | | |")
             continue
         b = base.get(r["clip"], r)
         d_warp = r["warping_error"] / b["warping_error"] - 1
         d_col = r["colourfulness"] / b["colourfulness"] - 1 if b["colourfulness"] else 0.0
         d_time = r["seconds"] / b["seconds"] - 1
         lines.append(f"| {r['clip']} | {r['smooth']:g} | {r['cdc']:.4f} | {r['warping_error']:.2f} | {d_warp:+.0%} "
-                     f"| {r['colourfulness']:.1f} | {d_col:+.0%} | {r['fps']:.2f} | {d_time:+.0%} |")
+                     f"| {r['relative_warping_error']:.2f}% | {r['colourfulness']:.1f} | {d_col:+.0%} | {r['fps']:.2f} "
+                     f"| {d_time:+.0%} |")
     return "\n".join(lines)
 
 

@@ -119,6 +119,15 @@ def warping_error(ab_prev: np.ndarray, ab_cur: np.ndarray, flow_b: np.ndarray, m
     return float(np.mean(np.sum(diff[mask] ** 2, axis=-1)))
 
 
+def chroma_energy(ab: np.ndarray, mask: np.ndarray) -> float:
+    """Mean squared chroma a² + b² over the masked pixels: the scale of `warping_error` for a frame.
+
+    Warping error is squared chroma, so a model k times as colourful, and exactly as steady, flickers k² times
+    as much by it; warping error over chroma energy (over a clip: the ratio of their means) is the flicker as a
+    share of the colour there is, the same for both, and compares models of different boldness."""
+    return float(np.mean(np.sum(ab[mask] ** 2, axis=-1))) if mask.any() else float("nan")
+
+
 def mean_warping_error(ab_frames: list[np.ndarray], l_frames: list[np.ndarray]) -> float:
     """warping_error averaged over consecutive pairs of a clip (ab (H, W, 2), L (H, W) of the input)."""
     dis = make_dis()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from recolor.flow import warp
-from recolor.metrics import cdc, colourfulness, input_flow, js_divergence, mean_warping_error, warping_error
+from recolor.metrics import (cdc, chroma_energy, colourfulness, input_flow, js_divergence, mean_warping_error,
+                             warping_error)
 from recolor.video.temporal import CutDetector, TemporalSmoother
 
 
@@ -112,6 +113,19 @@ def test_metrics_on_known_cases():
     assert mask.mean() > 0.8  # a plain pan: nearly every pixel is trackable
     assert warping_error(chroma_of(l0), chroma_of(l1), flow_b, mask) < 1.0  # content-tied chroma: no flicker
     assert warping_error(chroma_of(l0), chroma_of(l1) + 5, flow_b, mask) == pytest.approx(50, rel=0.1)
+
+
+def test_flicker_over_chroma_energy_does_not_grow_with_boldness():
+    """A model twice as colourful and as steady has four times the warping error but the same share of it."""
+    tex = texture()
+    l0, l1 = sliding(tex, 0), sliding(tex, 1)
+    flow_b, mask = input_flow(l0, l1)
+    ab0, ab1 = chroma_of(l0) + 3, chroma_of(l1) + 5  # a 2-unit flicker over the content-tied colour
+    quiet = warping_error(ab0, ab1, flow_b, mask), chroma_energy(ab1, mask)
+    bold = warping_error(2 * ab0, 2 * ab1, flow_b, mask), chroma_energy(2 * ab1, mask)
+    assert bold[0] == pytest.approx(4 * quiet[0]) and bold[1] == pytest.approx(4 * quiet[1])
+    assert bold[0] / bold[1] == pytest.approx(quiet[0] / quiet[1])
+    assert chroma_energy(np.full((4, 4, 2), 3.0), np.ones((4, 4), bool)) == pytest.approx(18.0)
 
 
 def test_the_flicker_metrics_leave_the_film_package_unloaded():
