@@ -115,8 +115,7 @@ def warping_error(ab_prev: np.ndarray, ab_cur: np.ndarray, flow_b: np.ndarray, m
     between frame t and frame t-1 warped onto it, over the non-occluded pixels (see `input_flow`)."""
     if not mask.any():
         return float("nan")
-    diff = ab_cur - warp(ab_prev, flow_b)
-    return float(np.mean(np.sum(diff[mask] ** 2, axis=-1)))
+    return chroma_energy(ab_cur - warp(ab_prev, flow_b), mask)  # the difference's mean squared a/b
 
 
 def chroma_energy(ab: np.ndarray, mask: np.ndarray) -> float:
