@@ -7,7 +7,7 @@ On the pixels whose true colour is vivid (chroma above 30), from the bin distrib
 near gray (bins of chroma below 20), the top bin's mass, and how often the top bin lies within 15 units of the
 truth. A flat distribution with little mass near the truth means the network does not know the colour: no
 temperature or confidence curve can then give the colour back, only training. Per source (file-name prefix)
-and overall, at the render size of rf 35 (a 560 px long side, cut to a multiple of 32).
+and overall, at the engine's render size for rf 35 (`color.render_size`).
 """
 from __future__ import annotations
 
@@ -19,20 +19,19 @@ import cv2
 import numpy as np
 import torch
 
-from recolor.color import rgb_to_lab
-from recolor.images import find_images
+from recolor import color
+from recolor.evaluate import source_of
+from recolor.images import find_images, read_image, to_rgb8
 from recolor.weights import load_model
 
 VIVID, NEAR, GRAYISH = 30.0, 15.0, 20.0
 
 
-def photo_stats(model, path: Path, side: int = 560) -> np.ndarray | None:
+def photo_stats(model, path: Path, render_factor: int = 35) -> np.ndarray | None:
     """(mass near truth, mass near gray, top-bin mass, top bin near truth) summed over the vivid pixels, + count."""
-    rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    h, w = rgb.shape[:2]
-    s = side / max(h, w)
-    size = (max(32, int(w * s) // 32 * 32), max(32, int(h * s) // 32 * 32))
-    lab = rgb_to_lab(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
+    rgb = to_rgb8(read_image(path))[:, :, :3]
+    h, w = color.render_size(*rgb.shape[:2], render_factor)
+    lab = color.rgb_to_lab(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
     with torch.no_grad():
         _, logits = model(torch.from_numpy(lab[None, None, :, :, 0]), with_logits=True)
     p = torch.softmax(logits[0].float(), 0).numpy()
@@ -62,7 +61,7 @@ def main() -> None:
         for path in photos:
             stats = photo_stats(model, path)
             if stats is not None:
-                totals[path.name.rsplit("_", 1)[0]] += stats
+                totals[source_of(path)] += stats
                 totals["all"] += stats
         for source, (near, gray, top, hit, n) in sorted(totals.items(), key=lambda kv: kv[0] == "all"):
             print(f"| {name} | {source} | {int(n)} | {near / n:.2f} | {gray / n:.2f} | {top / n:.3f} | {hit / n:.0%} |")
