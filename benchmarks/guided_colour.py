@@ -91,11 +91,11 @@ def locality_table(args) -> None:
 
 def raw_share(before: np.ndarray, after: np.ndarray, hint, patch: int = 9) -> float:
     """The share of the way to the asked a/b itself (no gamut mapping) that the patch at the hint moved."""
+    from recolor.hints import share_of_way
     r, x, y = patch // 2, int(hint.x), int(hint.y)
     start, end = (color.ab_of(im[y - r:y + r + 1, x - r:x + r + 1].astype(np.float32) / 255).reshape(-1, 2).mean(0)
                   for im in (before, after))
-    way = np.float32(hint.ab) - start
-    return float(np.dot(end - start, way) / np.dot(way, way))
+    return share_of_way(start, end, np.float32(hint.ab))
 
 
 def sheet(args) -> None:

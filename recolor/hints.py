@@ -236,7 +236,12 @@ def locality(before: np.ndarray, after: np.ndarray, hint: Hint, patch: int = 9) 
     spot = (slice(max(0, cy - r), cy + r + 1), slice(max(0, cx - r), cx + r + 1))
     target = reachable(lab0[spot][..., 0].ravel(), hint.ab)
     start, end = lab0[spot][..., 1:].reshape(-1, 2).mean(axis=0), lab1[spot][..., 1:].reshape(-1, 2).mean(axis=0)
-    way = target - start
-    if np.hypot(*way) < 1.0:  # already there: nothing to move
+    if np.hypot(*(target - start)) < 1.0:  # already there: nothing to move
         return far_change, 1.0
-    return far_change, float(np.dot(end - start, way) / np.dot(way, way))
+    return far_change, share_of_way(start, end, target)
+
+
+def share_of_way(start: np.ndarray, end: np.ndarray, target: np.ndarray) -> float:
+    """How far a colour moved from `start` to `end` along the way to `target`: 0 not at all, 1 all of it."""
+    way = np.asarray(target, np.float64) - start
+    return float(np.dot(end - start, way) / np.dot(way, way))

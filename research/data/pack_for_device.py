@@ -22,14 +22,15 @@ import cv2
 import numpy as np
 
 from recolor.images import find_images
-from recolor.training.data import draw_probabilities
+from recolor.training.data import draw_probabilities, load_rgb
 
 
 def shrunk_jpeg(path: Path, short_side: int, quality: int) -> bytes | None:
-    """The photo scaled down to `short_side` (never up), as JPEG bytes; None if unreadable."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
+    """The photo scaled down to `short_side` (never up), as JPEG bytes; None if the trainer cannot read it."""
+    rgb = load_rgb(path)  # the trainer's own reader, so what it skips is skipped here too
+    if rgb is None:
         return None
+    image = cv2.cvtColor(np.round(rgb * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
     scale = short_side / min(image.shape[:2])
     if scale < 1:
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))

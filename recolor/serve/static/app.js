@@ -117,8 +117,17 @@ function resultName(name) {
   return `${dot > 0 ? name.slice(0, dot) : name}_color.png`;
 }
 
+// The before | after block (index.html's compare-template), one copy in each card and one in the viewer.
+function fillCompare(compare) {
+  const parts = $('#compare-template').content.cloneNode(true);
+  const slider = $('.slider', parts);
+  compare.prepend(parts);
+  compare.append(slider);  // last, over a card's hint points: a drag moves the split unless hints are on
+}
+
 function addPhoto(file) {
   const el = $('#card-template').content.firstElementChild.cloneNode(true);
+  fillCompare($('.compare', el));
   const card = {
     file, el, points: [], reference: null, seq: 0, queued: false, removed: false, result: null,
     resultURL: null, beforeURL: URL.createObjectURL(file), noBefore: false,
@@ -268,6 +277,7 @@ function openViewer(card) {
 
 function wireViewer() {
   const dialog = $('#viewer');
+  fillCompare($('.compare', dialog));
   const slider = $('.slider', dialog);
   slider.addEventListener('input', () => setSplit({ after: $('.after', dialog), el: dialog }, slider.value));
   $('.close', dialog).addEventListener('click', () => dialog.close());
