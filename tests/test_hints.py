@@ -311,3 +311,11 @@ def test_the_web_api_shows_the_region_each_hint_takes(colorizer, gray_photo):
         bad = client.post("/api/hint-regions", files={"file": ("camera.png", png)},
                           data={"hints": json.dumps({"points": [{"x": 900, "y": 1, "color": "red"}]})})
         assert bad.status_code == 400 and "outside the 512×512 photo" in bad.json()["error"]
+
+
+def test_share_of_way_counts_only_the_move_towards_the_asked_colour():
+    from recolor.hints import share_of_way
+    start, target = np.array([0.0, 0.0]), np.array([40.0, 0.0])
+    assert share_of_way(start, np.array([20.0, 0.0]), target) == pytest.approx(0.5)
+    assert share_of_way(start, np.array([20.0, 30.0]), target) == pytest.approx(0.5)  # sideways does not count
+    assert share_of_way(start, np.array([-10.0, 0.0]), target) == pytest.approx(-0.25)  # away is negative
