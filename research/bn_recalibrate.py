@@ -8,43 +8,35 @@ Averaged weights give activations of another mean and spread than either parent'
 statistics normalise them wrongly; SWA (Izmailov et al. 2018) recomputes them after averaging for that reason,
 and REPAIR (Jordan et al. 2022) shows the collapse it prevents in merged networks. Here every BatchNorm's
 statistics are reset and measured as a plain mean over `--photos` training crops, drawn as the recipe draws
-them (its source weights and zoom), with the rest of the network in eval mode. The weights are unchanged.
+them (the trainer's batch sampler with its source weights and zoom; gray and toned photos, which a training
+run's scan skips, are not skipped here), with the rest of the network in eval mode. The weights are unchanged.
 Set the decoding afterwards with decode_variant.py, as for any mix.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from recolor.images import find_images
-from recolor.model import create_model
-from recolor.training.data import ColorPhotos, draw_probabilities
-from recolor.weights import read_weights, save_weights
-
-
-def photo_keys(paths: list[str], weights: dict, count: int, size: int, seed: int) -> list[tuple[int, int, int]]:
-    """`count` (file index, sample number, crop size) keys drawn as the trainer draws them."""
-    rng = np.random.default_rng(seed)
-    p = draw_probabilities(paths, weights)
-    files = rng.choice(len(paths), count, p=p) if p is not None else rng.permutation(len(paths))[:count]
-    return [(int(f), 10_000_000 + i, size) for i, f in enumerate(files)]
+from recolor.training.data import ColorPhotos, StepBatches, draw_probabilities
+from recolor.weights import load_model, save_weights
 
 
 @torch.no_grad()
-def recalibrate(model: torch.nn.Module, photos: ColorPhotos, keys: list, batch: int = 16) -> None:
+def recalibrate(model: torch.nn.Module, photos: ColorPhotos, batches: StepBatches) -> None:
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     model.eval()
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a cumulative mean over all batches, not an exponential one
         m.train()
-    for start in range(0, len(keys), batch):
-        l_in = torch.from_numpy(np.stack([photos[k][0] for k in keys[start:start + batch]]))
-        model(l_in)
+    for keys in batches:
+        model(torch.from_numpy(np.stack([photos[k][0] for k in keys])))
     model.eval()
 
 
@@ -59,16 +51,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     recipe = json.loads(Path(args.recipe).read_text()) if args.recipe else {}
-    config, state, meta = read_weights(Path(args.src))
-    model = create_model(config)
-    model.load_state_dict(state)
+    model, _, meta = load_model(args.src)
     paths = [str(p) for p in find_images(Path(args.data))]
     photos = ColorPhotos(paths, seed=args.seed, zoom=recipe.get("zoom", 1.6))
-    keys = photo_keys(paths, recipe.get("source_weights", {}), args.photos, args.size, args.seed)
-    recalibrate(model, photos, keys)
-    info = {**json.loads(meta.get("info", "{}")), "bn_recalibrated": {"photos": args.photos, "size": args.size}}
+    batches = StepBatches(len(paths), 16, args.seed, range(math.ceil(args.photos / 16)), lambda _: args.size,
+                          p=draw_probabilities(paths, recipe.get("source_weights", {})))
+    recalibrate(model, photos, batches)
+    info = {**json.loads(meta.get("info", "{}")), "bn_recalibrated": {"photos": 16 * len(batches), "size": args.size}}
     save_weights(model, args.out, info=info)
-    print(f"{args.out}: batch-norm statistics from {args.photos} crops of {len(paths)} photos")
+    print(f"{args.out}: batch-norm statistics from {16 * len(batches)} crops of {len(paths)} photos")
 
 
 if __name__ == "__main__":
