@@ -90,6 +90,9 @@ SOURCES = {s.prefix: s for s in [
            in_folders("seg_train/seg_train/buildings/", "seg_train/seg_train/street/",
                       "seg_test/seg_test/buildings/", "seg_test/seg_test/street/"),
            "none stated", cap=2400, per_group=1200),
+    # Its forest class as well: people-f painted val_ood's forests blue (notebook step 31); 150 px photos
+    Source("intelforest", "Blaqadonis/outdoor_image_classification", "a363771429fed9e5344627c54c55c21f43d7f816",
+           in_folders("seg_train/seg_train/forest/", "seg_test/seg_test/forest/"), "none stated"),
     # Food-101 subset (10 dishes); 293 of its photos are already foodmnist_ in train (the hash dedupe drops them)
     Source("food101", "srohit0/food_mnist", "e6cdf589a9937cf7fcb53d3a86df053be452e1f5", in_folders("images/"),
            "Food-101 terms (license_agreement.txt): scientific fair use; photos belong to their owners",
