@@ -290,8 +290,8 @@ def inference_state_dict(model: Generator) -> dict[str, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------- registry
 MODELS: dict[str, ModelConfig] = {
     # the shipped default's architecture and decoding (weights/recolor-small.safetensors is this, trained)
-    "recolor-small": ModelConfig(encoder="efficientnet_lite2", colour_classes=True,
-                                 confidence_gain=((0.1, 0.0), (0.3, 1.3), (0.45, 0.95))),
+    "recolor-small": ModelConfig(encoder="efficientnet_lite2", colour_classes=True, attention_grid=14,
+                                 confidence_gain=((0.1, 0.0), (0.3, 1.1), (0.45, 0.85))),
 }
 
 
