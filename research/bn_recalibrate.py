@@ -26,6 +26,8 @@ from recolor.images import find_images
 from recolor.training.data import ColorPhotos, StepBatches, draw_probabilities
 from recolor.weights import load_model, save_weights
 
+BATCH = 16  # crops per forward pass; the statistics are a mean over all of them
+
 
 @torch.no_grad()
 def recalibrate(model: torch.nn.Module, photos: ColorPhotos, batches: StepBatches) -> None:
@@ -54,12 +56,13 @@ def main() -> None:
     model, _, meta = load_model(args.src)
     paths = [str(p) for p in find_images(Path(args.data))]
     photos = ColorPhotos(paths, seed=args.seed, zoom=recipe.get("zoom", 1.6))
-    batches = StepBatches(len(paths), 16, args.seed, range(math.ceil(args.photos / 16)), lambda _: args.size,
+    batches = StepBatches(len(paths), BATCH, args.seed, range(math.ceil(args.photos / BATCH)), lambda _: args.size,
                           p=draw_probabilities(paths, recipe.get("source_weights", {})))
     recalibrate(model, photos, batches)
-    info = {**json.loads(meta.get("info", "{}")), "bn_recalibrated": {"photos": 16 * len(batches), "size": args.size}}
+    crops = BATCH * len(batches)  # --photos rounded up to whole batches
+    info = {**json.loads(meta.get("info", "{}")), "bn_recalibrated": {"photos": crops, "size": args.size}}
     save_weights(model, args.out, info=info)
-    print(f"{args.out}: batch-norm statistics from {16 * len(batches)} crops of {len(paths)} photos")
+    print(f"{args.out}: batch-norm statistics from {crops} crops of {len(paths)} photos")
 
 
 if __name__ == "__main__":
